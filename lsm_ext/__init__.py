@@ -1,0 +1,21 @@
+"""lsm_ext: fast, numerically stable logsumexp, softmax, log_softmax and their
+derivatives (JVP and VJP of log_softmax), a drop-in for scipy.special."""
+
+from ._dispatch import (
+    log_softmax,
+    log_softmax_jvp,
+    log_softmax_vjp,
+    logsumexp,
+    softmax,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+]

@@ -1,0 +1,189 @@
+"""Public API: the functions users call, documented here.
+
+Today every input goes to the NumPy backend (``_numpy``), which converts
+array-likes with ``np.asarray`` exactly as scipy.special does. The per-library
+backends (CuPy, the generic array-API path) plug in here.
+"""
+
+from __future__ import annotations
+
+from . import _numpy
+
+__all__ = [
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+]
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """Compute ``log(sum(b * exp(a)))`` along the given axes, stably.
+
+    A drop-in replacement for :func:`scipy.special.logsumexp`: same
+    signature, result dtypes and answers on inf, nan and empty input.
+
+    Parameters
+    ----------
+    a : array_like
+        Input array. Integer and bool input give float64; float16 gives
+        float16 (computed in float32); complex input is supported.
+    axis : None or int or tuple of ints, optional
+        Axis or axes to reduce over; ``None`` (default) reduces over all
+        axes, ``()`` over none.
+    b : array_like, optional
+        Weights for ``exp(a)``, broadcast together with `a` (the result may
+        be larger than `a`). May be negative. Entries where ``b == 0`` are
+        ignored, even where `a` is inf or nan.
+    keepdims : bool, optional
+        Keep the reduced axes as axes of length one.
+    return_sign : bool, optional
+        If True, return ``(res, sign)`` where ``res = log|sum|`` and ``sign``
+        is +1, -1, 0 (or nan). If False, a negative sum gives nan.
+
+    Returns
+    -------
+    res : ndarray or scalar
+        The log of the (absolute value of the) sum; a NumPy scalar when the
+        result is 0-d.
+    sign : ndarray or scalar
+        Only when `return_sign` is True.
+
+    Notes
+    -----
+    One pass over the data with an online (max, sum) state; the entries
+    equal to the max are summed apart, so results close to the max keep
+    their relative accuracy (``logsumexp([0, -40])`` is ``4.25e-18``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lsm_ext as lx
+    >>> float(lx.logsumexp([0.0, 0.0]))  # log(2)
+    0.6931471805599453
+    >>> lx.logsumexp(np.array([[0.0, 1.0], [2.0, 3.0]]), axis=1)
+    array([1.31326169, 3.31326169])
+    >>> lx.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    (np.float64(1.5413248546129181), np.float64(-1.0))
+    """
+    return _numpy.logsumexp(a, axis=axis, b=b, keepdims=keepdims,
+                            return_sign=return_sign)
+
+
+def softmax(x, axis=None):
+    """Compute ``exp(x) / sum(exp(x))`` along the given axes, stably.
+
+    A drop-in replacement for :func:`scipy.special.softmax`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input array. Integer input follows ``np.exp``'s result dtype
+        (int8 -> float16, int16 -> float32, wider -> float64); bool input
+        raises TypeError, as in SciPy.
+    axis : None or int or tuple of ints, optional
+        Axes to normalise over; ``None`` (default) means all axes.
+
+    Returns
+    -------
+    s : ndarray or scalar
+        Same shape as `x`, summing to 1 along `axis`. Rows holding +inf or
+        nan, and rows of only -inf, give nan. An empty `x` gives an empty
+        result (SciPy raises).
+
+    Examples
+    --------
+    >>> import lsm_ext as lx
+    >>> lx.softmax([0.0, 0.0, 0.0, 0.0])
+    array([0.25, 0.25, 0.25, 0.25])
+    """
+    return _numpy.softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=None):
+    """Compute ``x - logsumexp(x)`` along the given axes, stably.
+
+    A drop-in replacement for :func:`scipy.special.log_softmax`, more
+    accurate at the max entry: ``log_softmax([0, -40])[0]`` is
+    ``-4.25e-18``, where SciPy and PyTorch return exactly 0.
+
+    Parameters
+    ----------
+    x : array_like
+        Input array (dtype rules as :func:`softmax`).
+    axis : None or int or tuple of ints, optional
+        Axes to normalise over; ``None`` (default) means all axes.
+
+    Returns
+    -------
+    y : ndarray or scalar
+        Same shape as `x`; ``exp(y)`` sums to 1 along `axis`.
+
+    Examples
+    --------
+    >>> import lsm_ext as lx
+    >>> lx.log_softmax([1000.0, 1.0])
+    array([   0., -999.])
+    >>> float(lx.log_softmax([0.0, -40.0])[0])
+    -4.248354255291589e-18
+    """
+    return _numpy.log_softmax(x, axis=axis)
+
+
+def log_softmax_jvp(x, v, axis=None):
+    """Primal and tangent of log_softmax, in one fused pass.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of log_softmax.
+    v : array_like
+        Tangent, same shape as `x`.
+    axis : None or int or tuple of ints, optional
+        Axes log_softmax normalises over.
+
+    Returns
+    -------
+    y : ndarray
+        ``log_softmax(x, axis)``.
+    dy : ndarray
+        ``v - sum(softmax(x) * v, axis, keepdims=True)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lsm_ext as lx
+    >>> y, dy = lx.log_softmax_jvp([0.0, 0.0], [1.0, 3.0])
+    >>> dy
+    array([-1.,  1.])
+    """
+    return _numpy.log_softmax_jvp(x, v, axis=axis)
+
+
+def log_softmax_vjp(y, g, axis=None):
+    """Vector-Jacobian product of log_softmax, from its output.
+
+    Parameters
+    ----------
+    y : array_like
+        The output of ``log_softmax(x, axis)``, as backpropagation stores it.
+    g : array_like
+        Cotangent (gradient with respect to `y`), same shape as `y`.
+    axis : None or int or tuple of ints, optional
+        Axes log_softmax normalised over.
+
+    Returns
+    -------
+    dx : ndarray
+        ``g - exp(y) * sum(g, axis, keepdims=True)``, the gradient with
+        respect to ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lsm_ext as lx
+    >>> lx.log_softmax_vjp(np.log([0.5, 0.5]), [1.0, 0.0])
+    array([ 0.5, -0.5])
+    """
+    return _numpy.log_softmax_vjp(y, g, axis=axis)

@@ -1,0 +1,310 @@
+"""NumPy backend: dtype rules, axis handling and allocation around the C kernels.
+
+Every function here maps its input onto the kernels' canonical
+``(outer, n, inner)`` view:
+
+* the reduced axes are moved (by a transpose, which is only a view) between
+  the kept axes with larger strides ("outer") and those with smaller strides
+  ("inner"), each group ordered by decreasing stride;
+* ``reshape`` then merges each group into one dimension. NumPy does that
+  without a copy whenever the layout allows (C order, F order, most slices,
+  negative strides) and copies only when it does not.
+
+Outputs are allocated C-contiguous in the permuted order and transposed back,
+so the result has the input's memory order.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _core, _fallback
+
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import normalize_axis_tuple
+except ImportError:  # pragma: no cover - NumPy 1.25/1.26
+    from numpy.core.numeric import normalize_axis_tuple
+
+_F16 = np.dtype(np.float16)
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_KERNEL_DTYPES = (_F32, _F64)
+_PY_SCALARS = (bool, int, float, complex)
+
+
+# --------------------------------------------------------------- dtypes
+
+
+def _dtype_of(obj, arr):
+    """The dtype NumPy's promotion sees: Python scalars stay 'weak'."""
+    return obj if type(obj) in _PY_SCALARS else arr.dtype
+
+
+def _reject(dt, name):
+    if dt.kind not in "biufc":
+        raise TypeError(
+            f"{name} does not support arrays of dtype {dt!r}; "
+            "expected a real or complex numeric dtype"
+        )
+
+
+def _lse_dtype(dt):
+    """scipy.special.logsumexp's result dtype: integers and bool give float64."""
+    return _F64 if dt.kind in "biu" else dt
+
+
+def _softmax_dtype(dt, name):
+    """The dtype np.exp gives for x (int8 -> float16, int16 -> float32, ...).
+
+    Bool is refused, as in scipy.special.softmax (NumPy cannot subtract bools).
+    """
+    if dt.kind == "b":
+        raise TypeError(
+            f"{name} does not support boolean input; convert it to a float dtype"
+        )
+    if dt.kind in "iu":
+        return np.promote_types(dt, _F16)
+    return dt
+
+
+def _compute_dtype(dt):
+    """Kernel dtype for result dtype dt, or None when NumPy does the work."""
+    if dt == _F16:
+        return _F32
+    if dt in _KERNEL_DTYPES:
+        return dt
+    return None  # complex, longdouble
+
+
+def _as_kernel_array(a, cdt):
+    """a as an aligned, native-byte-order array of dtype cdt (a view if it is)."""
+    a = np.asarray(a, dtype=cdt)
+    if not a.flags.aligned:
+        a = a.copy()
+    return a
+
+
+# ----------------------------------------------------------------- axes
+
+
+def _axes(axis, ndim):
+    """Normalised, sorted tuple of axes (AxisError / ValueError as NumPy)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        axes = normalize_axis_tuple(tuple(operator.index(a) for a in axis), ndim)
+    else:
+        axes = normalize_axis_tuple(operator.index(axis), ndim)
+    return tuple(sorted(axes))
+
+
+def _plan(shape, strides, axes):
+    """Permutation and (outer, n, inner) sizes for reducing over `axes`.
+
+    Returns ``perm, n_outer_axes, (outer, n, inner)``: ``perm`` lists the
+    outer axes, then the reduced axes, then the inner axes.
+    """
+    ndim = len(shape)
+    key = {d: -abs(strides[d]) for d in range(ndim)}
+    red = sorted(axes, key=key.__getitem__)
+    live = [abs(strides[d]) for d in axes if shape[d] > 1]
+    smallest = min(live) if live else 0
+    others = sorted((d for d in range(ndim) if d not in axes), key=key.__getitem__)
+    outer_ax = [d for d in others if shape[d] <= 1 or abs(strides[d]) >= smallest]
+    inner_ax = [d for d in others if not (shape[d] <= 1 or abs(strides[d]) >= smallest)]
+    perm = tuple(outer_ax + red + inner_ax)
+    outer = n = inner = 1
+    for d in outer_ax:
+        outer *= shape[d]
+    for d in red:
+        n *= shape[d]
+    for d in inner_ax:
+        inner *= shape[d]
+    return perm, len(outer_ax), (outer, n, inner)
+
+
+def _view3(a, perm, dims):
+    """a transposed by perm and merged to dims (a view whenever possible)."""
+    if perm != tuple(range(a.ndim)):
+        a = a.transpose(perm)
+    return a.reshape(dims)
+
+
+def _empty_like_perm(a, perm, dtype):
+    """An output of a's shape whose memory order follows perm; also its 3-D view."""
+    pshape = tuple(a.shape[d] for d in perm)
+    buf = np.empty(pshape, dtype=dtype)
+    if perm == tuple(range(a.ndim)):
+        return buf, buf
+    return buf, buf.transpose(np.argsort(perm))
+
+
+def _reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if d in axes else s for d, s in enumerate(shape))
+    return tuple(s for d, s in enumerate(shape) if d not in axes)
+
+
+def _reduce_out(shape, perm, n_outer, n_red, dims, dtype):
+    """Output of a reduction: a 2-D (outer, inner) buffer and the N-d result view
+    (kept axes in their original order)."""
+    kept = perm[:n_outer] + perm[n_outer + n_red :]
+    buf = np.empty((dims[0], dims[2]), dtype=dtype)
+    res = buf.reshape(tuple(shape[d] for d in kept))
+    order = sorted(range(len(kept)), key=kept.__getitem__)
+    if order != list(range(len(kept))):
+        res = res.transpose(order)
+    return buf, res
+
+
+def _finish(res, axes, keepdims, ndim_in):
+    if keepdims:
+        res = np.expand_dims(res, axes) if axes else res
+    return res[()] if res.ndim == 0 else res
+
+
+# -------------------------------------------------------------- logsumexp
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    a_arr = np.asarray(a)
+    if b is None:
+        dt = a_arr.dtype
+    else:
+        b_arr = np.asarray(b)
+        dt = np.result_type(_dtype_of(a, a_arr), _dtype_of(b, b_arr))
+    _reject(dt, "logsumexp")
+    rdt = _lse_dtype(dt)
+    cdt = _compute_dtype(rdt)
+    if a_arr.ndim == 0:
+        a_arr = a_arr.reshape(1)
+    if b is not None:
+        shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
+        a_arr = np.broadcast_to(a_arr, shape)
+        b_arr = np.broadcast_to(b_arr, shape)
+    axes = _axes(axis, a_arr.ndim)
+
+    if cdt is None:
+        out, sgn = _fallback.logsumexp(
+            a_arr.astype(rdt, copy=False),
+            None if b is None else b_arr.astype(rdt, copy=False),
+            axes,
+            return_sign,
+        )
+        out = out.astype(rdt, copy=False)
+        sgn = sgn.astype(rdt, copy=False) if sgn is not None else None
+        out = _finish(out if keepdims else np.squeeze(out, axes), axes, False, 0)
+        if return_sign:
+            sgn = _finish(sgn if keepdims else np.squeeze(sgn, axes), axes, False, 0)
+            return out, sgn
+        return out
+
+    shape = a_arr.shape
+    if a_arr.size == 0:
+        out = np.full(_reduced_shape(shape, axes, keepdims), -np.inf, dtype=rdt)
+        if return_sign:
+            return _finish(out, (), False, 0), _finish(-np.ones_like(out), (), False, 0)
+        return _finish(out, (), False, 0)
+
+    x = _as_kernel_array(a_arr, cdt)
+    perm, n_outer, dims = _plan(shape, x.strides, axes)
+    x3 = _view3(x, perm, dims)
+    buf, res = _reduce_out(shape, perm, n_outer, len(axes), dims, cdt)
+    if b is None:
+        _core.logsumexp(x3, buf)
+        sbuf = sres = None
+        if return_sign:
+            sres = np.ones(res.shape, dtype=cdt)
+    else:
+        w3 = _view3(_as_kernel_array(b_arr, cdt), perm, dims)
+        if return_sign:
+            sbuf, sres = _reduce_out(shape, perm, n_outer, len(axes), dims, cdt)
+        else:
+            sbuf = sres = None
+        _core.logsumexp_weighted(x3, w3, buf, sbuf)
+    if rdt != cdt:
+        res = res.astype(rdt)
+        sres = sres.astype(rdt) if sres is not None else None
+    out = _finish(res, axes, keepdims, len(shape))
+    if return_sign:
+        return out, _finish(sres, axes, keepdims, len(shape))
+    return out
+
+
+# ------------------------------------------------------- elementwise ops
+
+
+def _prepare(x, name, others=()):
+    """Common front of softmax-like ops: (arrays as kernel dtype, result dtype,
+    kernel dtype, was_0d)."""
+    arrs = [np.asarray(x)] + [np.asarray(o) for o in others]
+    shape0 = arrs[0].shape
+    for o in arrs[1:]:
+        if o.shape != shape0:
+            raise ValueError(
+                f"{name}: arrays must have the same shape, got {shape0} and {o.shape}"
+            )
+    dt = np.result_type(*arrs) if others else arrs[0].dtype
+    _reject(dt, name)
+    rdt = _softmax_dtype(dt, name)
+    return arrs, rdt, _compute_dtype(rdt), arrs[0].ndim == 0
+
+
+def _elementwise(kernel, name, axis, arrays, n_out):
+    """Run an elementwise kernel (softmax, log_softmax, jvp, vjp) over `axis`."""
+    arrs, rdt, cdt, scalar = arrays
+    if scalar:
+        arrs = [a.reshape(1) for a in arrs]
+    shape = arrs[0].shape
+    axes = _axes(axis, len(shape))
+    if cdt is None:
+        outs = getattr(_fallback, name)(*[a.astype(rdt, copy=False) for a in arrs], axes)
+    elif arrs[0].size == 0:
+        outs = tuple(np.empty(shape, dtype=rdt) for _ in range(n_out))
+    else:
+        xs = [_as_kernel_array(a, cdt) for a in arrs]
+        perm, _, dims = _plan(shape, xs[0].strides, axes)
+        ins3 = [_view3(a, perm, dims) for a in xs]
+        outs, outs3 = [], []
+        for _ in range(n_out):
+            buf, res = _empty_like_perm(xs[0], perm, cdt)
+            outs.append(res)
+            outs3.append(buf.reshape(dims))
+        kernel(*ins3, *outs3)
+        if rdt != cdt:
+            outs = [o.astype(rdt) for o in outs]
+    if scalar:
+        outs = [o.reshape(())[()] for o in outs]
+    return tuple(outs) if n_out > 1 else outs[0]
+
+
+def softmax(x, axis=None):
+    return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1)
+
+
+def log_softmax(x, axis=None):
+    return _elementwise(
+        _core.log_softmax, "log_softmax", axis, _prepare(x, "log_softmax"), 1
+    )
+
+
+def log_softmax_jvp(x, v, axis=None):
+    return _elementwise(
+        _core.log_softmax_jvp,
+        "log_softmax_jvp",
+        axis,
+        _prepare(x, "log_softmax_jvp", (v,)),
+        2,
+    )
+
+
+def log_softmax_vjp(y, g, axis=None):
+    return _elementwise(
+        _core.log_softmax_vjp,
+        "log_softmax_vjp",
+        axis,
+        _prepare(y, "log_softmax_vjp", (g,)),
+        1,
+    )

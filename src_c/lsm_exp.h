@@ -1,0 +1,119 @@
+/*
+ * lsm_exp.h -- branch-free exp for float and double that compilers vectorise.
+ *
+ * exp(x) = 2^k * e^r with k = round(x / ln 2) and r = x - k ln 2 (Cody-Waite
+ * split of ln 2, so k * LN2_HI is exact). e^r = 1 + r + r^2 P(r) with P a
+ * polynomial fitted by us (weighted least squares on Chebyshev nodes of
+ * [-ln2/2, ln2/2]). k is rounded with the 1.5 * 2^(p-1) shifter, read back
+ * from the float's bits (no float-to-int conversion, so no UB for nan).
+ * 2^k is applied as two factors 2^k1 * 2^k2 so that results in the
+ * subnormal range and up to overflow come out right.
+ *
+ * Domain: every float. x is clamped to [LO, HI] first (comparisons keep nan),
+ * which makes exp(-inf) = 0, exp(+inf) = inf, exp(nan) = nan. Accuracy:
+ * about 1 ulp (tested in tests/c/test_kernels.c against libm in higher
+ * precision). Needs no -ffast-math: build with -fno-math-errno
+ * -fno-trapping-math so that the selects vectorise.
+ */
+#ifndef LSM_EXP_H
+#define LSM_EXP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__CUDACC__)
+#define LSM_HOST_DEVICE __host__ __device__
+#else
+#define LSM_HOST_DEVICE
+#endif
+
+#define LSM_INLINE static inline LSM_HOST_DEVICE
+
+LSM_INLINE float lsm_f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+LSM_INLINE uint32_t lsm_bits_from_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+LSM_INLINE double lsm_f64_from_bits(uint64_t u) {
+    double f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+LSM_INLINE uint64_t lsm_bits_from_f64(double f) {
+    uint64_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+LSM_INLINE float lsm_exp_scalar_f32(float x) {
+    const float lo = -110.0f; /* exp(lo) rounds to 0 */
+    const float hi = 89.0f;   /* exp(hi) overflows to inf */
+    const float shifter = 0x1.8p23f;
+    const float log2e = 0x1.715476p+0f;
+    const float ln2_hi = 0x1.63p-1f; /* 9 significant bits: k * ln2_hi exact */
+    const float ln2_lo = -0x1.bd0106p-13f; /* ln 2 - ln2_hi */
+    x = x < lo ? lo : x;
+    x = x > hi ? hi : x;
+    float kf = x * log2e + shifter;
+    uint32_t kbits = lsm_bits_from_f32(kf);
+    kf -= shifter;
+    float r = x - kf * ln2_hi;
+    r = r - kf * ln2_lo;
+    float p = 0x1.6d9968p-10f;
+    p = p * r + 0x1.123dd6p-7f;
+    p = p * r + 0x1.55547cp-5f;
+    p = p * r + 0x1.55548ap-3f;
+    p = p * r + 0x1.0p-1f;
+    float er = 1.0f + (r + r * r * p);
+    /* k sits in the low bits of kbits; u = k + 256 is in [97, 384]. */
+    uint32_t u = kbits - lsm_bits_from_f32(shifter) + 256u;
+    uint32_t u1 = u >> 1;
+    uint32_t u2 = u - u1;
+    float s1 = lsm_f32_from_bits((u1 - 1u) << 23); /* 2^(u1 - 128) */
+    float s2 = lsm_f32_from_bits((u2 - 1u) << 23); /* 2^(u2 - 128) */
+    return (er * s1) * s2;
+}
+
+LSM_INLINE double lsm_exp_scalar_f64(double x) {
+    const double lo = -750.0;
+    const double hi = 710.0;
+    const double shifter = 0x1.8p52;
+    const double log2e = 0x1.71547652b82fep+0;
+    const double ln2_hi = 0x1.62e42feep-1; /* 32 significant bits */
+    const double ln2_lo = 0x1.a39ef35793c76p-33;
+    x = x < lo ? lo : x;
+    x = x > hi ? hi : x;
+    double kf = x * log2e + shifter;
+    uint64_t kbits = lsm_bits_from_f64(kf);
+    kf -= shifter;
+    double r = x - kf * ln2_hi;
+    r = r - kf * ln2_lo;
+    double p = 0x1.afb851f89a688p-26;
+    p = p * r + 0x1.28b3c42c9d400p-22;
+    p = p * r + 0x1.71ddc112aa00cp-19;
+    p = p * r + 0x1.a019929006c80p-16;
+    p = p * r + 0x1.a01a01c8a3d4ep-13;
+    p = p * r + 0x1.6c16c1873e430p-10;
+    p = p * r + 0x1.111111110ac32p-7;
+    p = p * r + 0x1.555555554f864p-5;
+    p = p * r + 0x1.5555555555562p-3;
+    p = p * r + 0x1.000000000000fp-1;
+    double er = 1.0 + (r + r * r * p);
+    /* u = k + 2048 is in [966, 3073]. */
+    uint64_t u = kbits - lsm_bits_from_f64(shifter) + 2048u;
+    uint64_t u1 = u >> 1;
+    uint64_t u2 = u - u1;
+    double s1 = lsm_f64_from_bits((u1 - 1u) << 52); /* 2^(u1 - 1024) */
+    double s2 = lsm_f64_from_bits((u2 - 1u) << 52);
+    return (er * s1) * s2;
+}
+
+#endif /* LSM_EXP_H */

@@ -1,0 +1,39 @@
+/*
+ * lsm_kernels.c -- instantiates lsm_kernels.template.c for float and double.
+ *
+ * Built once as it is (public names lsm_<op>_<dtype>), or, for run-time ISA
+ * dispatch, once per instruction-set level with -DLSM_ISA_SFX=_<level>
+ * (names lsm_<op>_<dtype>_<level>) beside lsm_dispatch.c.
+ */
+#include "lsm.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "lsm_exp.h"
+
+/* Elements per chunk of a row: 2 passes over a chunk run from L1. */
+#define LSM_CHUNK 1024
+/* Most columns processed side by side when the reduced axis is strided. */
+#define LSM_COLS 256
+
+#define LSM_CAT_(a, b) a##b
+#define LSM_CAT(a, b) LSM_CAT_(a, b)
+
+#ifndef LSM_ISA_SFX
+#define LSM_ISA_SFX
+const char *lsm_isa(void) { return "generic"; }
+#endif
+
+#define LSM_T float
+#define LSM_SFX f32
+#include "lsm_kernels.template.c"
+#undef LSM_T
+#undef LSM_SFX
+
+#define LSM_T double
+#define LSM_SFX f64
+#include "lsm_kernels.template.c"
+#undef LSM_T
+#undef LSM_SFX

@@ -1,0 +1,752 @@
+/*
+ * lsm_kernels.template.c -- the kernels, written once for both dtypes.
+ *
+ * Included by lsm_kernels.c with
+ *     LSM_T    the element type (float or double)
+ *     LSM_SFX  the name suffix (f32 or f64)
+ * and compiled once per inclusion. Not a translation unit on its own.
+ *
+ * Layout of the work (see lsm.h for the (outer, n, inner) view):
+ *   - rows along n are walked in chunks of LSM_CHUNK elements that stay in
+ *     L1 between the passes of the chunk; a strided row is gathered into a
+ *     stack buffer chunk by chunk (and results scattered back);
+ *   - the row statistics are the online max-and-sum state (m, c, rest):
+ *     m the running max, c the count (or summed weight) of the entries equal
+ *     to m, rest = sum of exp(x - m) over the other entries. A chunk whose max
+ *     exceeds m rescales the state once; every element costs one exp.
+ *     log(sum exp) = m + log(c) + log1p(rest / c) keeps the accuracy of
+ *     results close to m (logsumexp([0, -40]) = 4.25e-18, not 0);
+ *   - when the reduced axis is strided but inner is contiguous, columns are
+ *     processed side by side in blocks (vectorised across inner), never
+ *     through a transposed copy;
+ *   - rows whose max is +-inf or nan-only take a short scalar path that gives
+ *     scipy.special's IEEE answers.
+ * Partial sums of a chunk are in T; across chunks they are in double, so
+ * float32 rows of millions of elements keep their accuracy.
+ */
+
+#define T LSM_T
+#define FN(name) LSM_CAT(name, LSM_SFX)
+/* exported names: lsm_<op>_<dtype><isa suffix> (empty suffix when the file
+ * is built once, without run-time dispatch) */
+#define API(name) LSM_CAT(FN(name), LSM_ISA_SFX)
+#define EXP FN(lsm_exp_scalar_)
+#define T_INF ((T)INFINITY)
+
+typedef struct {
+    T m;         /* running max (over entries with nonzero weight) */
+    double c;    /* count / summed weight of entries equal to m */
+    double rest; /* sum of w * exp(x - m) over the other entries */
+    double tv;   /* JVP: sum of exp(x - m) * v over all entries */
+} FN(stats_);
+#define STATS FN(stats_)
+
+/* ---------------------------------------------------------------- chunks */
+
+static T FN(chunk_max_)(const T *restrict x, ptrdiff_t n, T m) {
+#pragma omp simd reduction(max : m)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        m = x[i] > m ? x[i] : m;
+    }
+    return m;
+}
+
+static T FN(chunk_max_w_)(const T *restrict x, const T *restrict w,
+                          ptrdiff_t n, T m) {
+#pragma omp simd reduction(max : m)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        m = (w[i] != 0 && x[i] > m) ? x[i] : m;
+    }
+    return m;
+}
+
+static int FN(chunk_has_nan_)(const T *restrict x, const T *restrict w,
+                              ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if (x[i] != x[i] && (w == NULL || w[i] != 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates) */
+static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
+                              STATS *st) {
+    T c = 0, rest = 0;
+#pragma omp simd reduction(+ : c, rest)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        T t = EXP(x[i] - m);
+        int at_max = x[i] == m;
+        rest += at_max ? (T)0 : t;
+        c += at_max ? (T)1 : (T)0;
+    }
+    st->c += (double)c;
+    st->rest += (double)rest;
+}
+
+static void FN(chunk_sumexp_w_)(const T *restrict x, const T *restrict w,
+                                ptrdiff_t n, T m, STATS *st) {
+    T c = 0, rest = 0;
+#pragma omp simd reduction(+ : c, rest)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        T t = w[i] * EXP(x[i] - m);
+        int at_max = x[i] == m;
+        int skip = at_max || w[i] == 0;
+        rest += skip ? (T)0 : t;
+        c += (at_max && w[i] != 0) ? w[i] : (T)0;
+    }
+    st->c += (double)c;
+    st->rest += (double)rest;
+}
+
+static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
+                                ptrdiff_t n, T m, STATS *st) {
+    T c = 0, rest = 0, tv = 0;
+#pragma omp simd reduction(+ : c, rest, tv)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        T t = EXP(x[i] - m);
+        int at_max = x[i] == m;
+        rest += at_max ? (T)0 : t;
+        c += at_max ? (T)1 : (T)0;
+        tv += t * v[i];
+    }
+    st->c += (double)c;
+    st->rest += (double)rest;
+    st->tv += (double)tv;
+}
+
+static double FN(chunk_sum_)(const T *restrict g, ptrdiff_t n) {
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        s += g[i];
+    }
+    return (double)s;
+}
+
+static void FN(chunk_log_softmax_)(const T *restrict x, ptrdiff_t n, T m,
+                                   T lse_m, T *restrict y) {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = (x[i] - m) - lse_m;
+    }
+}
+
+static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T d,
+                               T *restrict y) {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = EXP(x[i] - m) / d;
+    }
+}
+
+static void FN(chunk_jvp_)(const T *restrict x, const T *restrict v,
+                           ptrdiff_t n, T m, T lse_m, T q, T *restrict y,
+                           T *restrict dy) {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = (x[i] - m) - lse_m;
+        dy[i] = v[i] - q;
+    }
+}
+
+static void FN(chunk_vjp_)(const T *restrict y, const T *restrict g,
+                           ptrdiff_t n, T s, T *restrict dx) {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        dx[i] = g[i] - EXP(y[i]) * s;
+    }
+}
+
+/* ------------------------------------------------------ strided row access */
+
+/* Pointer to n elements starting at p with stride s: p itself when
+ * contiguous, else a gathered copy in buf. */
+static const T *FN(gather_)(const T *p, ptrdiff_t s, ptrdiff_t n,
+                            T *restrict buf) {
+    if (s == 1) {
+        return p;
+    }
+    for (ptrdiff_t i = 0; i < n; i++) {
+        buf[i] = p[i * s];
+    }
+    return buf;
+}
+
+static void FN(scatter_)(const T *restrict buf, ptrdiff_t n, T *p,
+                         ptrdiff_t s) {
+    if (s == 1) {
+        if (p != buf) {
+            memmove(p, buf, (size_t)n * sizeof(T));
+        }
+        return;
+    }
+    for (ptrdiff_t i = 0; i < n; i++) {
+        p[i * s] = buf[i];
+    }
+}
+
+/* Where a chunk of output goes: straight to p when contiguous, else buf. */
+static T *FN(dest_)(T *p, ptrdiff_t s, T *buf) { return s == 1 ? p : buf; }
+
+/* Fold a chunk max cm into the running state. */
+static void FN(stats_raise_)(STATS *st, T cm) {
+    if (cm > st->m) {
+        if (st->m > -T_INF) {
+            double f = exp((double)st->m - (double)cm);
+            st->rest = (st->rest + st->c) * f;
+            st->tv *= f;
+        }
+        st->c = 0;
+        st->m = cm;
+    }
+}
+
+/* Row statistics. w (weights) and v (JVP tangent) may be NULL, not both
+ * set. Returns 0 for a regular row, 1 when the max is +-inf (or there is no
+ * entry with nonzero weight), which the caller handles with special_*. */
+static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
+                          const T *v, ptrdiff_t sv, ptrdiff_t n, STATS *st,
+                          T *restrict bx, T *restrict bw) {
+    int nan_seen = 0;
+    st->m = -T_INF;
+    st->c = st->rest = st->tv = 0;
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+        const T *xc = FN(gather_)(x + i0 * sx, sx, len, bx);
+        const T *wc = w ? FN(gather_)(w + i0 * sw, sw, len, bw) : NULL;
+        const T *vc = v ? FN(gather_)(v + i0 * sv, sv, len, bw) : NULL;
+        FN(stats_raise_)(st, wc ? FN(chunk_max_w_)(xc, wc, len, st->m)
+                                : FN(chunk_max_)(xc, len, st->m));
+        if (st->m == T_INF) {
+            return 1;
+        }
+        if (st->m == -T_INF) {
+            nan_seen |= FN(chunk_has_nan_)(xc, wc, len);
+            continue;
+        }
+        if (wc) {
+            FN(chunk_sumexp_w_)(xc, wc, len, st->m, st);
+        } else if (vc) {
+            FN(chunk_sumexp_v_)(xc, vc, len, st->m, st);
+        } else {
+            FN(chunk_sumexp_)(xc, len, st->m, st);
+        }
+    }
+    if (st->m == -T_INF) {
+        return 1;
+    }
+    if (nan_seen) {
+        st->rest = NAN;
+    }
+    return 0;
+}
+
+/* log(sum) - m for a regular row, and the sign of the sum. */
+static double FN(stats_log_)(const STATS *st, double *sign) {
+    double c = st->c, rest = st->rest;
+    if (c == 0) { /* weights at the max cancelled exactly */
+        *sign = rest > 0 ? 1.0 : (rest < 0 ? -1.0 : (rest == 0 ? 0.0 : rest));
+        return log(fabs(rest));
+    }
+    double s = rest / c;
+    double one_s = 1.0 + s;
+    double sgn_c = c > 0 ? 1.0 : -1.0;
+    *sign = one_s > 0 ? sgn_c : (one_s < 0 ? -sgn_c : (one_s == 0 ? 0.0 : s));
+    s = s < -1.0 ? -s - 2.0 : s;
+    return log1p(s) + log(fabs(c));
+}
+
+/* IEEE answer of log|sum w exp(x)| when no entry is finite-and-maximal: only
+ * +inf and nan entries (with nonzero weight) matter. */
+static double FN(special_sum_)(const T *x, ptrdiff_t sx, const T *w,
+                               ptrdiff_t sw, ptrdiff_t n) {
+    double s = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        double wi = w ? (double)w[i * sw] : 1.0;
+        double xi = (double)x[i * sx];
+        if (wi != 0 && (xi != xi || xi == INFINITY)) {
+            s += wi * xi;
+        }
+    }
+    return s;
+}
+
+static int FN(row_has_nan_)(const T *x, ptrdiff_t sx, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if (x[i * sx] != x[i * sx]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* log_softmax of a special row: nan where x is +inf or everywhere if the row
+ * has a nan or is all -inf; -inf elsewhere (scipy's answers). */
+static void FN(special_log_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n,
+                                     T m, T *y, ptrdiff_t sy) {
+    int all_nan = m != T_INF || FN(row_has_nan_)(x, sx, n);
+    for (ptrdiff_t i = 0; i < n; i++) {
+        T xi = x[i * sx];
+        y[i * sy] = (all_nan || xi == T_INF) ? (T)NAN : -T_INF;
+    }
+}
+
+static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i * sy] = val;
+    }
+}
+
+/* ------------------------------------------------- inner-contiguous blocks */
+
+/* Column blocks: w columns (contiguous in memory, stride 1) processed side
+ * by side; row j of the block starts at base + j * s. Each function keeps
+ * per-column state in small arrays and vectorises across columns. */
+
+static void FN(cols_max_)(const T *base, ptrdiff_t s, ptrdiff_t n,
+                          ptrdiff_t w, T *restrict m) {
+    for (ptrdiff_t k = 0; k < w; k++) {
+        m[k] = -T_INF;
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const T *restrict r = base + j * s;
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < w; k++) {
+            m[k] = r[k] > m[k] ? r[k] : m[k];
+        }
+    }
+}
+
+/* c, rest (and tv when v != NULL) per column, in double across LSM_CHUNK
+ * rows, T within. */
+static void FN(cols_sumexp_)(const T *base, ptrdiff_t s, const T *vbase,
+                             ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
+                             const T *restrict m, double *restrict c,
+                             double *restrict rest, double *restrict tv) {
+    T cc[LSM_COLS], rr[LSM_COLS], tt[LSM_COLS];
+    for (ptrdiff_t k = 0; k < w; k++) {
+        c[k] = rest[k] = tv[k] = 0;
+    }
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_CHUNK) {
+        ptrdiff_t j1 = n - j0 < LSM_CHUNK ? n : j0 + LSM_CHUNK;
+        for (ptrdiff_t k = 0; k < w; k++) {
+            cc[k] = rr[k] = tt[k] = 0;
+        }
+        for (ptrdiff_t j = j0; j < j1; j++) {
+            const T *restrict r = base + j * s;
+            if (vbase) {
+                const T *restrict q = vbase + j * vs;
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    T t = EXP(r[k] - m[k]);
+                    int at_max = r[k] == m[k];
+                    rr[k] += at_max ? (T)0 : t;
+                    cc[k] += at_max ? (T)1 : (T)0;
+                    tt[k] += t * q[k];
+                }
+            } else {
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    T t = EXP(r[k] - m[k]);
+                    int at_max = r[k] == m[k];
+                    rr[k] += at_max ? (T)0 : t;
+                    cc[k] += at_max ? (T)1 : (T)0;
+                }
+            }
+        }
+        for (ptrdiff_t k = 0; k < w; k++) {
+            c[k] += (double)cc[k];
+            rest[k] += (double)rr[k];
+            tv[k] += (double)tt[k];
+        }
+    }
+}
+
+/* Per-column finish: lse - m (as T) into lm, d = c + rest into d, and a flag
+ * for columns that need the special path (max +-inf). */
+static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
+                             const double *restrict c,
+                             const double *restrict rest, T *restrict lm,
+                             T *restrict d, unsigned char *restrict special) {
+    for (ptrdiff_t k = 0; k < w; k++) {
+        special[k] = !(m[k] > -T_INF && m[k] < T_INF);
+        if (!special[k]) {
+            STATS st = {m[k], c[k], rest[k], 0};
+            double sign;
+            lm[k] = (T)FN(stats_log_)(&st, &sign);
+            d[k] = (T)(c[k] + rest[k]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ API */
+
+#define CHECK_ARGS(cond)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            return LSM_EINVAL;                                                 \
+        }                                                                      \
+    } while (0)
+
+/* Column block width for n rows: keep w * n elements around 256 KB. */
+static ptrdiff_t FN(block_width_)(ptrdiff_t n, ptrdiff_t inner) {
+    ptrdiff_t w = (ptrdiff_t)(256 * 1024 / sizeof(T)) / (n > 0 ? n : 1);
+    w = w < 16 ? 16 : (w > LSM_COLS ? LSM_COLS : w);
+    return w < inner ? w : inner;
+}
+
+int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                       const T *x, const ptrdiff_t xs[3], T *out,
+                       const ptrdiff_t os[2]) {
+    CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && os);
+    CHECK_ARGS((outer == 0 || inner == 0) || (x && out));
+    T bx[LSM_CHUNK];
+    if (xs[1] != 1 && xs[2] == 1 && inner > 1) {
+        T m[LSM_COLS];
+        double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
+        T lm[LSM_COLS], d[LSM_COLS];
+        unsigned char special[LSM_COLS];
+        ptrdiff_t W = FN(block_width_)(n, inner);
+        for (ptrdiff_t o = 0; o < outer; o++) {
+            for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
+                ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+                const T *base = x + o * xs[0] + k0;
+                FN(cols_max_)(base, xs[1], n, w, m);
+                FN(cols_sumexp_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
+                FN(cols_finish_)(w, m, c, rest, lm, d, special);
+                T *ob = out + o * os[0] + k0 * os[1];
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    double s = special[k]
+                                   ? log(fabs(FN(special_sum_)(base + k, xs[1],
+                                                               NULL, 0, n)))
+                                   : (double)lm[k] + (double)m[k];
+                    ob[k * os[1]] = (T)s;
+                }
+            }
+        }
+        return LSM_OK;
+    }
+    for (ptrdiff_t o = 0; o < outer; o++) {
+        for (ptrdiff_t k = 0; k < inner; k++) {
+            const T *row = x + o * xs[0] + k * xs[2];
+            STATS st;
+            double r;
+            if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL)) {
+                r = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
+            } else {
+                double sign;
+                r = FN(stats_log_)(&st, &sign) + (double)st.m;
+            }
+            out[o * os[0] + k * os[1]] = (T)r;
+        }
+    }
+    return LSM_OK;
+}
+
+int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                                const T *x, const ptrdiff_t xs[3], const T *b,
+                                const ptrdiff_t bs[3], T *out,
+                                const ptrdiff_t os[2], T *sign,
+                                const ptrdiff_t ss[2]) {
+    CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && bs && os);
+    CHECK_ARGS((outer == 0 || inner == 0) || (x && b && out));
+    CHECK_ARGS(sign == NULL || ss != NULL);
+    T bx[LSM_CHUNK], bw[LSM_CHUNK];
+    for (ptrdiff_t o = 0; o < outer; o++) {
+        for (ptrdiff_t k = 0; k < inner; k++) {
+            const T *row = x + o * xs[0] + k * xs[2];
+            const T *wrow = b + o * bs[0] + k * bs[2];
+            STATS st;
+            double r, sg;
+            if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx,
+                               bw)) {
+                double s = FN(special_sum_)(row, xs[1], wrow, bs[1], n);
+                r = log(fabs(s));
+                sg = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : s));
+            } else {
+                r = FN(stats_log_)(&st, &sg) + (double)st.m;
+            }
+            if (sign) {
+                sign[o * ss[0] + k * ss[1]] = (T)sg;
+            } else if (sg < 0) {
+                r = NAN;
+            }
+            out[o * os[0] + k * os[1]] = (T)r;
+        }
+    }
+    return LSM_OK;
+}
+
+/* Shared driver of the elementwise kernels over contiguous or strided rows.
+ * op: 0 softmax, 1 log_softmax, 2 jvp. */
+static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                        const T *x, const ptrdiff_t xs[3], const T *v,
+                        const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
+                        T *dy, const ptrdiff_t dys[3]) {
+    T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
+    for (ptrdiff_t o = 0; o < outer; o++) {
+        for (ptrdiff_t k = 0; k < inner; k++) {
+            const T *xr = x + o * xs[0] + k * xs[2];
+            const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
+            T *yr = y + o * ys[0] + k * ys[2];
+            T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
+            STATS st;
+            if (FN(row_stats_)(xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st,
+                               bx, bv)) {
+                if (op == 0) {
+                    FN(fill_)(yr, ys[1], n, (T)NAN);
+                } else {
+                    FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
+                }
+                if (dyr) {
+                    FN(fill_)(dyr, dys[1], n, (T)NAN);
+                }
+                continue;
+            }
+            double sign;
+            double lm = FN(stats_log_)(&st, &sign);
+            T d = (T)(st.c + st.rest);
+            T q = (T)(st.tv / (st.c + st.rest));
+            for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+                ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+                const T *xc = FN(gather_)(xr + i0 * xs[1], xs[1], len, bx);
+                T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
+                if (op == 0) {
+                    FN(chunk_softmax_)(xc, len, st.m, d, yc);
+                } else if (op == 1) {
+                    FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
+                } else {
+                    const T *vc = FN(gather_)(vr + i0 * vs[1], vs[1], len, bv);
+                    T *dyc = FN(dest_)(dyr + i0 * dys[1], dys[1], bdy);
+                    FN(chunk_jvp_)(xc, vc, len, st.m, (T)lm, q, yc, dyc);
+                    FN(scatter_)(dyc, len, dyr + i0 * dys[1], dys[1]);
+                }
+                FN(scatter_)(yc, len, yr + i0 * ys[1], ys[1]);
+            }
+        }
+    }
+    return LSM_OK;
+}
+
+/* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
+ * stride 1 along inner). */
+static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                        const T *x, const ptrdiff_t xs[3], const T *v,
+                        const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
+                        T *dy, const ptrdiff_t dys[3]) {
+    T m[LSM_COLS], lm[LSM_COLS], d[LSM_COLS], q[LSM_COLS];
+    double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
+    unsigned char special[LSM_COLS];
+    ptrdiff_t W = FN(block_width_)(n, inner);
+    for (ptrdiff_t o = 0; o < outer; o++) {
+        for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
+            ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+            const T *xb = x + o * xs[0] + k0;
+            const T *vb = v ? v + o * vs[0] + k0 : NULL;
+            T *yb = y + o * ys[0] + k0;
+            T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
+            FN(cols_max_)(xb, xs[1], n, w, m);
+            FN(cols_sumexp_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
+                             tv);
+            FN(cols_finish_)(w, m, c, rest, lm, d, special);
+            int any_special = 0;
+            for (ptrdiff_t k = 0; k < w; k++) {
+                q[k] = special[k] ? (T)0 : (T)(tv[k] / (c[k] + rest[k]));
+                any_special |= special[k];
+                if (special[k]) { /* neutral values, fixed up below */
+                    m[k] = 0;
+                    lm[k] = 0;
+                    d[k] = 1;
+                }
+            }
+            for (ptrdiff_t j = 0; j < n; j++) {
+                const T *restrict xr = xb + j * xs[1];
+                T *restrict yr = yb + j * ys[1];
+                if (op == 0) {
+#pragma omp simd
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        yr[k] = EXP(xr[k] - m[k]) / d[k];
+                    }
+                } else if (op == 1) {
+#pragma omp simd
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        yr[k] = (xr[k] - m[k]) - lm[k];
+                    }
+                } else {
+                    const T *restrict vr = vb + j * vs[1];
+                    T *restrict dyr = dyb + j * dys[1];
+#pragma omp simd
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        yr[k] = (xr[k] - m[k]) - lm[k];
+                        dyr[k] = vr[k] - q[k];
+                    }
+                }
+            }
+            if (!any_special) {
+                continue;
+            }
+            for (ptrdiff_t k = 0; k < w; k++) {
+                if (!special[k]) {
+                    continue;
+                }
+                /* recompute this column's true max for the special path */
+                T mk = -T_INF;
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    T xj = xb[j * xs[1] + k];
+                    mk = xj > mk ? xj : mk;
+                }
+                if (op == 0) {
+                    FN(fill_)(yb + k, ys[1], n, (T)NAN);
+                } else {
+                    FN(special_log_softmax_)(xb + k, xs[1], n, mk, yb + k,
+                                             ys[1]);
+                }
+                if (dyb) {
+                    FN(fill_)(dyb + k, dys[1], n, (T)NAN);
+                }
+            }
+        }
+    }
+    return LSM_OK;
+}
+
+static int FN(elementwise_)(int op, ptrdiff_t outer, ptrdiff_t n,
+                            ptrdiff_t inner, const T *x, const ptrdiff_t xs[3],
+                            const T *v, const ptrdiff_t vs[3], T *y,
+                            const ptrdiff_t ys[3], T *dy,
+                            const ptrdiff_t dys[3]) {
+    CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && ys);
+    CHECK_ARGS(op != 2 || (vs && dys));
+    if (outer == 0 || n == 0 || inner == 0) {
+        return LSM_OK;
+    }
+    CHECK_ARGS(x && y && (op != 2 || (v && dy)));
+    int cols = xs[1] != 1 && inner > 1 && xs[2] == 1 && ys[2] == 1 &&
+               (op != 2 || (vs[2] == 1 && dys[2] == 1));
+    return (cols ? FN(colwise_) : FN(rowwise_))(op, outer, n, inner, x, xs, v,
+                                                vs, y, ys, dy, dys);
+}
+
+int API(lsm_softmax_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner, const T *x,
+                     const ptrdiff_t xs[3], T *y, const ptrdiff_t ys[3]) {
+    return FN(elementwise_)(0, outer, n, inner, x, xs, NULL, NULL, y, ys, NULL,
+                            NULL);
+}
+
+int API(lsm_log_softmax_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                         const T *x, const ptrdiff_t xs[3], T *y,
+                         const ptrdiff_t ys[3]) {
+    return FN(elementwise_)(1, outer, n, inner, x, xs, NULL, NULL, y, ys, NULL,
+                            NULL);
+}
+
+int API(lsm_log_softmax_jvp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                             const T *x, const ptrdiff_t xs[3], const T *v,
+                             const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
+                             T *dy, const ptrdiff_t dys[3]) {
+    return FN(elementwise_)(2, outer, n, inner, x, xs, v, vs, y, ys, dy, dys);
+}
+
+int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                             const T *y, const ptrdiff_t ys[3], const T *g,
+                             const ptrdiff_t gs[3], T *dx,
+                             const ptrdiff_t dxs[3]) {
+    CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && ys && gs && dxs);
+    if (outer == 0 || n == 0 || inner == 0) {
+        return LSM_OK;
+    }
+    CHECK_ARGS(y && g && dx);
+    T by[LSM_CHUNK], bg[LSM_CHUNK], bd[LSM_CHUNK];
+    if (gs[1] != 1 && inner > 1 && ys[2] == 1 && gs[2] == 1 && dxs[2] == 1) {
+        double s[LSM_COLS];
+        T ss[LSM_COLS], sT[LSM_COLS];
+        ptrdiff_t W = FN(block_width_)(n, inner);
+        for (ptrdiff_t o = 0; o < outer; o++) {
+            for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
+                ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+                const T *yb = y + o * ys[0] + k0;
+                const T *gb = g + o * gs[0] + k0;
+                T *db = dx + o * dxs[0] + k0;
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    s[k] = 0;
+                }
+                for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_CHUNK) {
+                    ptrdiff_t j1 = n - j0 < LSM_CHUNK ? n : j0 + LSM_CHUNK;
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        ss[k] = 0;
+                    }
+                    for (ptrdiff_t j = j0; j < j1; j++) {
+                        const T *restrict gr = gb + j * gs[1];
+#pragma omp simd
+                        for (ptrdiff_t k = 0; k < w; k++) {
+                            ss[k] += gr[k];
+                        }
+                    }
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        s[k] += (double)ss[k];
+                    }
+                }
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    sT[k] = (T)s[k];
+                }
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    const T *restrict yr = yb + j * ys[1];
+                    const T *restrict gr = gb + j * gs[1];
+                    T *restrict dr = db + j * dxs[1];
+#pragma omp simd
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        dr[k] = gr[k] - EXP(yr[k]) * sT[k];
+                    }
+                }
+            }
+        }
+        return LSM_OK;
+    }
+    for (ptrdiff_t o = 0; o < outer; o++) {
+        for (ptrdiff_t k = 0; k < inner; k++) {
+            const T *yr = y + o * ys[0] + k * ys[2];
+            const T *gr = g + o * gs[0] + k * gs[2];
+            T *dr = dx + o * dxs[0] + k * dxs[2];
+            double s = 0;
+            for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+                ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+                s += FN(chunk_sum_)(FN(gather_)(gr + i0 * gs[1], gs[1], len, bg),
+                                    len);
+            }
+            for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+                ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+                const T *yc = FN(gather_)(yr + i0 * ys[1], ys[1], len, by);
+                const T *gc = FN(gather_)(gr + i0 * gs[1], gs[1], len, bg);
+                T *dc = FN(dest_)(dr + i0 * dxs[1], dxs[1], bd);
+                FN(chunk_vjp_)(yc, gc, len, (T)s, dc);
+                FN(scatter_)(dc, len, dr + i0 * dxs[1], dxs[1]);
+            }
+        }
+    }
+    return LSM_OK;
+}
+
+int API(lsm_exp_)(ptrdiff_t n, const T *x, ptrdiff_t xs, T *y, ptrdiff_t ys) {
+    CHECK_ARGS(n >= 0 && (n == 0 || (x && y)));
+    if (xs == 1 && ys == 1) {
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < n; i++) {
+            y[i] = EXP(x[i]);
+        }
+        return LSM_OK;
+    }
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i * ys] = EXP(x[i * xs]);
+    }
+    return LSM_OK;
+}
+
+#undef CHECK_ARGS
+#undef STATS
+#undef T_INF
+#undef EXP
+#undef API
+#undef FN
+#undef T

@@ -1,6 +1,7 @@
 """lsm_ext: fast, numerically stable logsumexp, softmax, log_softmax and their
 derivatives (JVP and VJP of log_softmax), a drop-in for scipy.special."""
 
+from ._core import isa
 from ._dispatch import (
     log_softmax,
     log_softmax_jvp,
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "isa",
     "logsumexp",
     "softmax",
     "log_softmax",

@@ -1,1 +1,212 @@
-def main(): pass
+"""The main job: a short self-check, then a benchmark table.
+
+    python -m lsm_ext.bench            # full table (about a minute)
+    python -m lsm_ext.bench --quick    # smaller shapes, fewer repeats (CI)
+
+Every time is the median of several repeats, measured side by side in one
+run; ratios are what to read, since machines are shared and noisy:
+
+* ``floor`` -- lsm_ext time / the bandwidth floor on the same bytes:
+  ``np.sum`` (read only) for logsumexp, ``np.copyto`` (read + write) for
+  softmax and log_softmax, two copies for the JVP and VJP (2 reads, 2 or 1
+  writes);
+* ``xSciPy`` -- SciPy time / lsm_ext time (scipy.special; for the JVP the
+  composition log_softmax + softmax, for the VJP a NumPy formula);
+* ``xNumPy`` -- a NumPy max-shift implementation's time / lsm_ext time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import timeit
+
+import numpy as np
+
+import lsm_ext as lx
+
+FULL_SHAPES = [
+    ((1_000_000, 8), -1),
+    ((4096, 1024), -1),
+    ((512, 32000), -1),
+    ((8, 2_000_000), -1),
+    ((4_000_000,), None),
+    ((2048, 4096), 0),
+]
+QUICK_SHAPES = [((100_000, 8), -1), ((512, 1024), -1), ((16, 32000), -1), ((256, 512), 0)]
+
+
+def _median_time(fn, repeat):
+    fn()  # warm up (allocations, first-call dispatch)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+# ------------------------------------------------------------ references
+
+
+def _np_logsumexp(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.log(np.sum(np.exp(x - m), axis=axis)) + np.squeeze(m, axis=axis)
+
+
+def _np_log_softmax(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    t = x - m
+    return t - np.log(np.sum(np.exp(t), axis=axis, keepdims=True))
+
+
+def _np_softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _np_jvp(x, v, axis):
+    return _np_log_softmax(x, axis), v - np.sum(_np_softmax(x, axis) * v, axis=axis,
+                                                keepdims=True)
+
+
+def _np_vjp(y, g, axis):
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
+def self_check():
+    """Compare every op with a float64 NumPy formula; raise on a mismatch."""
+    rng = np.random.default_rng(1)
+    for dt, tol in ((np.float32, 2e-5), (np.float64, 1e-12)):
+        for shape, axis in (((7, 33), -1), ((33, 7), 0), ((5, 6, 7), (0, 2))):
+            x = (rng.standard_normal(shape) * 4).astype(dt)
+            v = rng.standard_normal(shape).astype(dt)
+            x64, v64 = x.astype(np.float64), v.astype(np.float64)
+            pairs = [
+                (lx.logsumexp(x, axis=axis), _np_logsumexp(x64, axis)),
+                (lx.softmax(x, axis=axis), _np_softmax(x64, axis)),
+                (lx.log_softmax(x, axis=axis), _np_log_softmax(x64, axis)),
+                *zip(lx.log_softmax_jvp(x, v, axis=axis), _np_jvp(x64, v64, axis)),
+                (lx.log_softmax_vjp(x, v, axis=axis), _np_vjp(x64, v64, axis)),
+            ]
+            for got, want in pairs:
+                if got.dtype != dt:
+                    raise AssertionError(f"dtype {got.dtype} != {np.dtype(dt)}")
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert float(lx.logsumexp([0.0, -40.0])) == 4.248354255291589e-18
+    return "ok"
+
+
+# ------------------------------------------------------------- benchmark
+
+
+def _cases(x, v, axis, sp):
+    """(op, lsm_ext fn, floor fn, scipy fn or None, numpy fn) for one array."""
+    o1, o2 = np.empty_like(x), np.empty_like(x)
+
+    def copy1():
+        np.copyto(o1, x)
+
+    def copy2():
+        np.copyto(o1, x)
+        np.copyto(o2, v)
+
+    def read1():
+        np.sum(x)
+
+    def sp_or_none(make):
+        return make() if sp is not None else None
+
+    return [
+        ("logsumexp", lambda: lx.logsumexp(x, axis=axis), read1,
+         sp_or_none(lambda: lambda: sp.logsumexp(x, axis=axis)),
+         lambda: _np_logsumexp(x, axis)),
+        ("softmax", lambda: lx.softmax(x, axis=axis), copy1,
+         sp_or_none(lambda: lambda: sp.softmax(x, axis=axis)),
+         lambda: _np_softmax(x, axis)),
+        ("log_softmax", lambda: lx.log_softmax(x, axis=axis), copy1,
+         sp_or_none(lambda: lambda: sp.log_softmax(x, axis=axis)),
+         lambda: _np_log_softmax(x, axis)),
+        ("jvp", lambda: lx.log_softmax_jvp(x, v, axis=axis), copy2,
+         sp_or_none(lambda: lambda: (sp.log_softmax(x, axis=axis),
+                                     v - np.sum(sp.softmax(x, axis=axis) * v,
+                                                axis=axis, keepdims=True))),
+         lambda: _np_jvp(x, v, axis)),
+        ("vjp", lambda: lx.log_softmax_vjp(x, v, axis=axis), copy2, None,
+         lambda: _np_vjp(x, v, axis)),
+    ]
+
+
+def benchmark(shapes, repeat, out=sys.stdout):
+    try:
+        import scipy.special as sp
+    except ImportError:  # the table still runs, without the SciPy column
+        sp = None
+    rng = np.random.default_rng(0)
+    header = (f"{'op':<12}{'dtype':<9}{'shape':<18}{'axis':<6}{'lsm_ext ms':>11}"
+              f"{'floor':>8}{'xSciPy':>8}{'xNumPy':>8}")
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    rows = []
+    for shape, axis in shapes:
+        for dt in (np.float32, np.float64):
+            x = rng.standard_normal(shape).astype(dt)
+            v = rng.standard_normal(shape).astype(dt)
+            for op, ours, floor, scipy_fn, numpy_fn in _cases(x, v, axis, sp):
+                t = _median_time(ours, repeat)
+                f = _median_time(floor, repeat)
+                s = _median_time(scipy_fn, max(3, repeat // 2)) if scipy_fn else None
+                n = _median_time(numpy_fn, max(3, repeat // 2))
+                rows.append((op, np.dtype(dt).name, shape, axis, t, t / f,
+                             s / t if s else None, n / t))
+                print(f"{op:<12}{np.dtype(dt).name:<9}{str(shape):<18}{str(axis):<6}"
+                      f"{t * 1e3:>11.3f}{t / f:>8.2f}"
+                      f"{(s / t if s else float('nan')):>8.1f}{n / t:>8.1f}",
+                      file=out, flush=True)
+    return rows
+
+
+def small_call_latency(out=sys.stdout):
+    """Microseconds per call on a 10-element float64 array."""
+    try:
+        import scipy.special as sp
+    except ImportError:
+        sp = None
+    x = np.random.default_rng(2).standard_normal(10)
+    calls = [
+        ("logsumexp", lambda: lx.logsumexp(x), sp and (lambda: sp.logsumexp(x))),
+        ("softmax", lambda: lx.softmax(x), sp and (lambda: sp.softmax(x))),
+        ("log_softmax", lambda: lx.log_softmax(x), sp and (lambda: sp.log_softmax(x))),
+        ("jvp", lambda: lx.log_softmax_jvp(x, x), None),
+        ("vjp", lambda: lx.log_softmax_vjp(x, x), None),
+    ]
+    print(f"\n{'10-element call':<16}{'lsm_ext us':>11}{'SciPy us':>10}", file=out)
+    res = {}
+    for name, ours, theirs in calls:
+        t = min(timeit.repeat(ours, number=2000, repeat=7)) / 2000
+        s = min(timeit.repeat(theirs, number=200, repeat=5)) / 200 if theirs else None
+        res[name] = (t, s)
+        s_txt = f"{s * 1e6:>10.1f}" if s else f"{'-':>10}"
+        print(f"{name:<16}{t * 1e6:>11.2f}{s_txt}", file=out)
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lsm_ext.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    ap.add_argument("--repeat", type=int, default=None, help="repeats per timing")
+    args = ap.parse_args(argv)
+    print(f"lsm_ext {lx.__version__}  numpy {np.__version__}  isa {lx.isa()}  "
+          "(1 thread)")
+    print("self-check:", self_check())
+    shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    repeat = args.repeat or (3 if args.quick else 7)
+    print()
+    benchmark(shapes, repeat)
+    small_call_latency()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@
 #ifndef LSM_EXP_H
 #define LSM_EXP_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -114,6 +115,87 @@ LSM_INLINE double lsm_exp_scalar_f64(double x) {
     double s1 = lsm_f64_from_bits((u1 - 1u) << 52); /* 2^(u1 - 1024) */
     double s2 = lsm_f64_from_bits((u2 - 1u) << 52);
     return (er * s1) * s2;
+}
+
+/*
+ * exp for the terms of a sum whose largest term is 1 (x <= 0 after the max
+ * shift): results below the smallest normal number are flushed to 0 (they
+ * cannot change such a sum), so one scale factor suffices. nan propagates;
+ * exp(-inf) = 0. Same polynomial and accuracy as lsm_exp_scalar_*.
+ */
+LSM_INLINE float lsm_expsum_f32(float x) {
+    const float shifter = 0x1.8p23f;
+    float kf = x * 0x1.715476p+0f + shifter;
+    uint32_t kbits = lsm_bits_from_f32(kf);
+    kf -= shifter;
+    float r = x - kf * 0x1.63p-1f;
+    r = r - kf * -0x1.bd0106p-13f;
+    float p = 0x1.6d9968p-10f;
+    p = p * r + 0x1.123dd6p-7f;
+    p = p * r + 0x1.55547cp-5f;
+    p = p * r + 0x1.55548ap-3f;
+    p = p * r + 0x1.0p-1f;
+    float er = 1.0f + (r + r * r * p);
+    /* 2^k for k in [-126, 0]: exponent field k + 127 */
+    uint32_t e = kbits - lsm_bits_from_f32(shifter) + 127u;
+    float y = er * lsm_f32_from_bits(e << 23);
+    return x < -87.0f ? 0.0f : y;
+}
+
+LSM_INLINE double lsm_expsum_f64(double x) {
+    const double shifter = 0x1.8p52;
+    double kf = x * 0x1.71547652b82fep+0 + shifter;
+    uint64_t kbits = lsm_bits_from_f64(kf);
+    kf -= shifter;
+    double r = x - kf * 0x1.62e42feep-1;
+    r = r - kf * 0x1.a39ef35793c76p-33;
+    double p = 0x1.afb851f89a688p-26;
+    p = p * r + 0x1.28b3c42c9d400p-22;
+    p = p * r + 0x1.71ddc112aa00cp-19;
+    p = p * r + 0x1.a019929006c80p-16;
+    p = p * r + 0x1.a01a01c8a3d4ep-13;
+    p = p * r + 0x1.6c16c1873e430p-10;
+    p = p * r + 0x1.111111110ac32p-7;
+    p = p * r + 0x1.555555554f864p-5;
+    p = p * r + 0x1.5555555555562p-3;
+    p = p * r + 0x1.000000000000fp-1;
+    double er = 1.0 + (r + r * r * p);
+    uint64_t e = kbits - lsm_bits_from_f64(shifter) + 1023u;
+    double y = er * lsm_f64_from_bits(e << 52);
+    return x < -708.0 ? 0.0 : y;
+}
+
+/*
+ * Natural log of a double d >= 1 (the sums of the kernels; also right for
+ * any positive normal d), branch-free so that it vectorises: d = 2^e f with
+ * f in [sqrt(1/2), sqrt(2)), log f = 2 atanh(z), z = (f - 1)/(f + 1), by
+ * its series (|z| < 0.172, 11 terms). +inf and nan are returned as they are.
+ */
+LSM_INLINE double lsm_log_f64(double d) {
+    uint64_t bits = lsm_bits_from_f64(d);
+    double f = lsm_f64_from_bits((bits & 0x000fffffffffffffu) |
+                                 0x3ff0000000000000u);
+    /* biased exponent as a double, exactly, without int -> float converts */
+    double eb = lsm_f64_from_bits(0x4330000000000000u | (bits >> 52)) - 0x1p52;
+    int big = f > 0x1.6a09e667f3bcdp+0;
+    f = big ? 0.5 * f : f;
+    double e = eb - 1023.0 + (big ? 1.0 : 0.0);
+    double z = (f - 1.0) / (f + 1.0);
+    double w = z * z;
+    double q = 1.0 / 23;
+    q = q * w + 1.0 / 21;
+    q = q * w + 1.0 / 19;
+    q = q * w + 1.0 / 17;
+    q = q * w + 1.0 / 15;
+    q = q * w + 1.0 / 13;
+    q = q * w + 1.0 / 11;
+    q = q * w + 1.0 / 9;
+    q = q * w + 1.0 / 7;
+    q = q * w + 1.0 / 5;
+    q = q * w + 1.0 / 3;
+    double lf = 2.0 * z + 2.0 * z * (w * q);
+    double y = e * 0x1.62e42fefa3800p-1 + (e * 0x1.ef35793c7673p-45 + lf);
+    return (d != d || d == (double)INFINITY) ? d : y;
 }
 
 #endif /* LSM_EXP_H */

@@ -17,6 +17,8 @@
 #define LSM_CHUNK 1024
 /* Most columns processed side by side when the reduced axis is strided. */
 #define LSM_COLS 256
+/* Rows up to this length go through the packed short-row path. */
+#define LSM_SHORT 64
 
 #define LSM_CAT_(a, b) a##b
 #define LSM_CAT(a, b) LSM_CAT_(a, b)

@@ -31,6 +31,7 @@
  * is built once, without run-time dispatch) */
 #define API(name) LSM_CAT(FN(name), LSM_ISA_SFX)
 #define EXP FN(lsm_exp_scalar_)
+#define EXPSUM FN(lsm_expsum_)
 #define T_INF ((T)INFINITY)
 
 typedef struct {
@@ -76,7 +77,7 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
     T c = 0, rest = 0;
 #pragma omp simd reduction(+ : c, rest)
     for (ptrdiff_t i = 0; i < n; i++) {
-        T t = EXP(x[i] - m);
+        T t = EXPSUM(x[i] - m);
         int at_max = x[i] == m;
         rest += at_max ? (T)0 : t;
         c += at_max ? (T)1 : (T)0;
@@ -130,14 +131,6 @@ static void FN(chunk_log_softmax_)(const T *restrict x, ptrdiff_t n, T m,
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++) {
         y[i] = (x[i] - m) - lse_m;
-    }
-}
-
-static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T d,
-                               T *restrict y) {
-#pragma omp simd
-    for (ptrdiff_t i = 0; i < n; i++) {
-        y[i] = EXP(x[i] - m) / d;
     }
 }
 
@@ -258,6 +251,17 @@ static double FN(stats_log_)(const STATS *st, double *sign) {
     return log1p(s) + log(fabs(c));
 }
 
+/* log(c + rest) for a regular unweighted row (c >= 1 entries at the max,
+ * rest >= 0 the other terms): the rounding error of the sum is carried
+ * (TwoSum) so that log(1 + 4e-18) is 4e-18, not 0. Inline and branch-free:
+ * it vectorises across rows and columns. */
+static inline double FN(log_sum_)(double c, double rest) {
+    double d = c + rest;
+    double bp = d - c;
+    double err = (c - (d - bp)) + (rest - bp);
+    return lsm_log_f64(d) + err / d;
+}
+
 /* IEEE answer of log|sum w exp(x)| when no entry is finite-and-maximal: only
  * +inf and nan entries (with nonzero weight) matter. */
 static double FN(special_sum_)(const T *x, ptrdiff_t sx, const T *w,
@@ -349,7 +353,7 @@ static void FN(cols_sumexp_)(const T *base, ptrdiff_t s, const T *vbase,
             } else {
 #pragma omp simd
                 for (ptrdiff_t k = 0; k < w; k++) {
-                    T t = EXP(r[k] - m[k]);
+                    T t = EXPSUM(r[k] - m[k]);
                     int at_max = r[k] == m[k];
                     rr[k] += at_max ? (T)0 : t;
                     cc[k] += at_max ? (T)1 : (T)0;
@@ -372,12 +376,162 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
                              T *restrict d, unsigned char *restrict special) {
     for (ptrdiff_t k = 0; k < w; k++) {
         special[k] = !(m[k] > -T_INF && m[k] < T_INF);
-        if (!special[k]) {
-            STATS st = {m[k], c[k], rest[k], 0};
-            double sign;
-            lm[k] = (T)FN(stats_log_)(&st, &sign);
-            d[k] = (T)(c[k] + rest[k]);
+    }
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < w; k++) {
+        lm[k] = (T)FN(log_sum_)(c[k], rest[k]);
+        d[k] = (T)(c[k] + rest[k]);
+    }
+}
+
+/* ------------------------------------------------------------ short rows */
+
+/* R rows of n elements (R * n <= LSM_CHUNK) packed back to back: row r of x
+ * at x + r * n, likewise v, y, dy; logsumexp results at out[r * os].
+ * Per-row loops of a few elements do not vectorise, so each row statistic is
+ * spread over the row's elements ("expanded") and every elementwise step is
+ * one flat SIMD loop over the block. op: 0 softmax, 1 log_softmax, 2 jvp,
+ * 3 logsumexp. */
+static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
+                             const T *restrict x, const T *restrict v,
+                             T *restrict y, T *restrict dy, T *restrict out,
+                             ptrdiff_t os) {
+    T mb[LSM_CHUNK], tb[LSM_CHUNK], cb[LSM_CHUNK];
+    T m[LSM_CHUNK];
+    double lsum[LSM_CHUNK];
+    const ptrdiff_t N = R * n;
+    int any_special = 0;
+    for (ptrdiff_t r = 0; r < R; r++) {
+        T mm = -T_INF;
+        for (ptrdiff_t j = 0; j < n; j++) {
+            mm = x[r * n + j] > mm ? x[r * n + j] : mm;
         }
+        m[r] = mm;
+        any_special |= !(mm > -T_INF && mm < T_INF);
+        for (ptrdiff_t j = 0; j < n; j++) {
+            mb[r * n + j] = mm;
+        }
+    }
+    if (op == 0) { /* softmax: y = t, then y / d */
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < N; i++) {
+            y[i] = EXP(x[i] - mb[i]);
+        }
+        for (ptrdiff_t r = 0; r < R; r++) {
+            T d = 0;
+            for (ptrdiff_t j = 0; j < n; j++) {
+                d += y[r * n + j];
+            }
+            for (ptrdiff_t j = 0; j < n; j++) {
+                tb[r * n + j] = d;
+            }
+        }
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < N; i++) {
+            y[i] = y[i] / tb[i];
+        }
+    } else {
+        if (op == 2) { /* dy holds t * v until the end */
+#pragma omp simd
+            for (ptrdiff_t i = 0; i < N; i++) {
+                T t = EXP(x[i] - mb[i]);
+                int at_max = x[i] == mb[i];
+                tb[i] = at_max ? (T)0 : t;
+                cb[i] = at_max ? (T)1 : (T)0;
+                dy[i] = t * v[i];
+            }
+        } else {
+#pragma omp simd
+            for (ptrdiff_t i = 0; i < N; i++) {
+                T t = EXPSUM(x[i] - mb[i]);
+                int at_max = x[i] == mb[i];
+                tb[i] = at_max ? (T)0 : t;
+                cb[i] = at_max ? (T)1 : (T)0;
+            }
+        }
+        double cr[LSM_CHUNK], rr[LSM_CHUNK];
+        for (ptrdiff_t r = 0; r < R; r++) {
+            T c = 0, rest = 0, tv = 0;
+            for (ptrdiff_t j = 0; j < n; j++) {
+                c += cb[r * n + j];
+                rest += tb[r * n + j];
+            }
+            if (op == 2) {
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    tv += dy[r * n + j];
+                }
+                /* cb: the per-row q = tv / d, expanded */
+                T q = (T)((double)tv / ((double)c + (double)rest));
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    cb[r * n + j] = q;
+                }
+            }
+            cr[r] = (double)c;
+            rr[r] = (double)rest;
+        }
+#pragma omp simd
+        for (ptrdiff_t r = 0; r < R; r++) {
+            lsum[r] = FN(log_sum_)(cr[r], rr[r]);
+        }
+        if (op == 3) {
+            for (ptrdiff_t r = 0; r < R; r++) {
+                out[r * os] = (T)(lsum[r] + (double)m[r]);
+            }
+        } else {
+            for (ptrdiff_t r = 0; r < R; r++) {
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    tb[r * n + j] = (T)lsum[r];
+                }
+            }
+#pragma omp simd
+            for (ptrdiff_t i = 0; i < N; i++) {
+                y[i] = (x[i] - mb[i]) - tb[i];
+            }
+            if (op == 2) {
+#pragma omp simd
+                for (ptrdiff_t i = 0; i < N; i++) {
+                    dy[i] = v[i] - cb[i];
+                }
+            }
+        }
+    }
+    if (!any_special) {
+        return;
+    }
+    for (ptrdiff_t r = 0; r < R; r++) {
+        if (m[r] > -T_INF && m[r] < T_INF) {
+            continue;
+        }
+        const T *xr = x + r * n;
+        if (op == 3) {
+            out[r * os] = (T)log(fabs(FN(special_sum_)(xr, 1, NULL, 0, n)));
+        } else if (op == 0) {
+            FN(fill_)(y + r * n, 1, n, (T)NAN);
+        } else {
+            FN(special_log_softmax_)(xr, 1, n, m[r], y + r * n, 1);
+            if (op == 2) {
+                FN(fill_)(dy + r * n, 1, n, (T)NAN);
+            }
+        }
+    }
+}
+
+/* Whether the rows of an (outer, n, inner) view are short and packed. */
+static int FN(short_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *s) {
+    return n <= LSM_SHORT && inner == 1 && s[1] == 1 && s[0] == n;
+}
+
+/* Run short_block_ over all rows of a packed (outer, n, 1) view. */
+static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
+                                const T *x, const T *v, T *y, T *dy, T *out,
+                                ptrdiff_t os) {
+    ptrdiff_t R = LSM_CHUNK / n;
+    for (ptrdiff_t r0 = 0; r0 < outer; r0 += R) {
+        ptrdiff_t rb = outer - r0 < R ? outer - r0 : R;
+        ptrdiff_t e0 = r0 * n;
+        FN(short_block_)(op, rb, n, x + e0, v ? v + e0 : NULL,
+                         y ? y + e0 : NULL, dy ? dy + e0 : NULL,
+                         out ? out + r0 * os : NULL, os);
     }
 }
 
@@ -403,6 +557,10 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && os);
     CHECK_ARGS((outer == 0 || inner == 0) || (x && out));
     T bx[LSM_CHUNK];
+    if (n > 0 && FN(short_rows_)(n, inner, xs)) {
+        FN(short_rows_run_)(3, outer, n, x, NULL, NULL, NULL, out, os[0]);
+        return LSM_OK;
+    }
     if (xs[1] != 1 && xs[2] == 1 && inner > 1) {
         T m[LSM_COLS];
         double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
@@ -436,8 +594,7 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL)) {
                 r = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
             } else {
-                double sign;
-                r = FN(stats_log_)(&st, &sign) + (double)st.m;
+                r = FN(log_sum_)(st.c, st.rest) + (double)st.m;
             }
             out[o * os[0] + k * os[1]] = (T)r;
         }
@@ -479,6 +636,46 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return LSM_OK;
 }
 
+/* softmax of one row: the max, then t = exp(x - max) written to y while
+ * summed, then y / sum; one exp per element. */
+static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
+                             ptrdiff_t sy, T *restrict bx, T *restrict by) {
+    T m = -T_INF;
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+        m = FN(chunk_max_)(FN(gather_)(x + i0 * sx, sx, len, bx), len, m);
+    }
+    if (!(m > -T_INF && m < T_INF)) {
+        FN(fill_)(y, sy, n, (T)NAN);
+        return;
+    }
+    double d = 0;
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+        const T *xc = FN(gather_)(x + i0 * sx, sx, len, bx);
+        T *yc = FN(dest_)(y + i0 * sy, sy, by);
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (ptrdiff_t i = 0; i < len; i++) {
+            T t = EXP(xc[i] - m);
+            yc[i] = t;
+            s += t;
+        }
+        d += (double)s;
+        FN(scatter_)(yc, len, y + i0 * sy, sy);
+    }
+    const T dt = (T)d;
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+        T *yc = sy == 1 ? y + i0 : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < len; i++) {
+            yc[i] = yc[i] / dt;
+        }
+        FN(scatter_)(yc, len, y + i0 * sy, sy);
+    }
+}
+
 /* Shared driver of the elementwise kernels over contiguous or strided rows.
  * op: 0 softmax, 1 log_softmax, 2 jvp. */
 static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
@@ -486,36 +683,38 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
     T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
+    if (FN(short_rows_)(n, inner, xs) && FN(short_rows_)(n, inner, ys) &&
+        (op != 2 || (FN(short_rows_)(n, inner, vs) &&
+                     FN(short_rows_)(n, inner, dys)))) {
+        FN(short_rows_run_)(op, outer, n, x, v, y, dy, NULL, 0);
+        return LSM_OK;
+    }
     for (ptrdiff_t o = 0; o < outer; o++) {
         for (ptrdiff_t k = 0; k < inner; k++) {
             const T *xr = x + o * xs[0] + k * xs[2];
             const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
             T *yr = y + o * ys[0] + k * ys[2];
             T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
+            if (op == 0) {
+                FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by);
+                continue;
+            }
             STATS st;
             if (FN(row_stats_)(xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st,
                                bx, bv)) {
-                if (op == 0) {
-                    FN(fill_)(yr, ys[1], n, (T)NAN);
-                } else {
-                    FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
-                }
+                FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
                 if (dyr) {
                     FN(fill_)(dyr, dys[1], n, (T)NAN);
                 }
                 continue;
             }
-            double sign;
-            double lm = FN(stats_log_)(&st, &sign);
-            T d = (T)(st.c + st.rest);
+            double lm = FN(log_sum_)(st.c, st.rest);
             T q = (T)(st.tv / (st.c + st.rest));
             for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
                 ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
                 const T *xc = FN(gather_)(xr + i0 * xs[1], xs[1], len, bx);
                 T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
-                if (op == 0) {
-                    FN(chunk_softmax_)(xc, len, st.m, d, yc);
-                } else if (op == 1) {
+                if (op == 1) {
                     FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
                 } else {
                     const T *vc = FN(gather_)(vr + i0 * vs[1], vs[1], len, bv);

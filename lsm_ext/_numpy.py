@@ -17,6 +17,7 @@ so the result has the input's memory order.
 from __future__ import annotations
 
 import operator
+from math import prod
 
 import numpy as np
 
@@ -32,6 +33,7 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _KERNEL_DTYPES = (_F32, _F64)
 _PY_SCALARS = (bool, int, float, complex)
+_IDENTITY = [tuple(range(n)) for n in range(65)]
 
 
 # --------------------------------------------------------------- dtypes
@@ -80,7 +82,8 @@ def _compute_dtype(dt):
 
 def _as_kernel_array(a, cdt):
     """a as an aligned, native-byte-order array of dtype cdt (a view if it is)."""
-    a = np.asarray(a, dtype=cdt)
+    if a.dtype is not cdt:
+        a = np.asarray(a, dtype=cdt)
     if not a.flags.aligned:
         a = a.copy()
     return a
@@ -92,7 +95,9 @@ def _as_kernel_array(a, cdt):
 def _axes(axis, ndim):
     """Normalised, sorted tuple of axes (AxisError / ValueError as NumPy)."""
     if axis is None:
-        return tuple(range(ndim))
+        return _IDENTITY[ndim]
+    if axis == -1 and type(axis) is int and ndim:
+        return (ndim - 1,)
     if isinstance(axis, (tuple, list)):
         axes = normalize_axis_tuple(tuple(operator.index(a) for a in axis), ndim)
     else:
@@ -100,13 +105,18 @@ def _axes(axis, ndim):
     return tuple(sorted(axes))
 
 
-def _plan(shape, strides, axes):
+def _plan(shape, strides, axes, c_contiguous=False):
     """Permutation and (outer, n, inner) sizes for reducing over `axes`.
 
     Returns ``perm, n_outer_axes, (outer, n, inner)``: ``perm`` lists the
     outer axes, then the reduced axes, then the inner axes.
     """
     ndim = len(shape)
+    if c_contiguous and axes[-1] - axes[0] == len(axes) - 1:
+        # consecutive axes of a C-contiguous array: no transpose needed
+        a0, a1 = axes[0], axes[-1] + 1
+        return _IDENTITY[ndim], a0, (prod(shape[:a0]), prod(shape[a0:a1]),
+                                     prod(shape[a1:]))
     key = {d: -abs(strides[d]) for d in range(ndim)}
     red = sorted(axes, key=key.__getitem__)
     live = [abs(strides[d]) for d in axes if shape[d] > 1]
@@ -127,18 +137,22 @@ def _plan(shape, strides, axes):
 
 def _view3(a, perm, dims):
     """a transposed by perm and merged to dims (a view whenever possible)."""
-    if perm != tuple(range(a.ndim)):
+    if perm is not _IDENTITY[a.ndim] and perm != _IDENTITY[a.ndim]:
         a = a.transpose(perm)
     return a.reshape(dims)
 
 
 def _empty_like_perm(a, perm, dtype):
-    """An output of a's shape whose memory order follows perm; also its 3-D view."""
-    pshape = tuple(a.shape[d] for d in perm)
-    buf = np.empty(pshape, dtype=dtype)
-    if perm == tuple(range(a.ndim)):
+    """An output of a's shape whose memory order follows perm, and the output
+    seen in a's axis order."""
+    if perm is _IDENTITY[a.ndim] or perm == _IDENTITY[a.ndim]:
+        buf = np.empty(a.shape, dtype=dtype)
         return buf, buf
-    return buf, buf.transpose(np.argsort(perm))
+    buf = np.empty(tuple(a.shape[d] for d in perm), dtype=dtype)
+    inverse = [0] * len(perm)
+    for i, d in enumerate(perm):
+        inverse[d] = i
+    return buf, buf.transpose(inverse)
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -209,7 +223,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         return _finish(out, (), False, 0)
 
     x = _as_kernel_array(a_arr, cdt)
-    perm, n_outer, dims = _plan(shape, x.strides, axes)
+    perm, n_outer, dims = _plan(shape, x.strides, axes, x.flags.c_contiguous)
     x3 = _view3(x, perm, dims)
     buf, res = _reduce_out(shape, perm, n_outer, len(axes), dims, cdt)
     if b is None:
@@ -239,6 +253,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 def _prepare(x, name, others=()):
     """Common front of softmax-like ops: (arrays as kernel dtype, result dtype,
     kernel dtype, was_0d)."""
+    if not others:
+        a = np.asarray(x)
+        dt = a.dtype
+        if dt in _KERNEL_DTYPES:
+            return [a], dt, dt, a.ndim == 0
+        _reject(dt, name)
+        rdt = _softmax_dtype(dt, name)
+        return [a], rdt, _compute_dtype(rdt), a.ndim == 0
     arrs = [np.asarray(x)] + [np.asarray(o) for o in others]
     shape0 = arrs[0].shape
     for o in arrs[1:]:
@@ -246,7 +268,9 @@ def _prepare(x, name, others=()):
             raise ValueError(
                 f"{name}: arrays must have the same shape, got {shape0} and {o.shape}"
             )
-    dt = np.result_type(*arrs) if others else arrs[0].dtype
+    dt = arrs[0].dtype
+    if any(o.dtype != dt for o in arrs[1:]):
+        dt = np.result_type(*arrs)
     _reject(dt, name)
     rdt = _softmax_dtype(dt, name)
     return arrs, rdt, _compute_dtype(rdt), arrs[0].ndim == 0
@@ -265,7 +289,8 @@ def _elementwise(kernel, name, axis, arrays, n_out):
         outs = tuple(np.empty(shape, dtype=rdt) for _ in range(n_out))
     else:
         xs = [_as_kernel_array(a, cdt) for a in arrs]
-        perm, _, dims = _plan(shape, xs[0].strides, axes)
+        perm, _, dims = _plan(shape, xs[0].strides, axes,
+                              all(a.flags.c_contiguous for a in xs))
         ins3 = [_view3(a, perm, dims) for a in xs]
         outs, outs3 = [], []
         for _ in range(n_out):

@@ -16,7 +16,7 @@
 /* Elements per chunk of a row: 2 passes over a chunk run from L1. */
 #define LSM_CHUNK 1024
 /* Most columns processed side by side when the reduced axis is strided. */
-#define LSM_COLS 256
+#define LSM_COLS 1024
 /* Rows up to this length go through the packed short-row path. */
 #define LSM_SHORT 64
 

@@ -309,33 +309,48 @@ static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
  * by side; row j of the block starts at base + j * s. Each function keeps
  * per-column state in small arrays and vectorises across columns. */
 
-static void FN(cols_max_)(const T *base, ptrdiff_t s, ptrdiff_t n,
-                          ptrdiff_t w, T *restrict m) {
-    for (ptrdiff_t k = 0; k < w; k++) {
-        m[k] = -T_INF;
-    }
-    for (ptrdiff_t j = 0; j < n; j++) {
-        const T *restrict r = base + j * s;
-#pragma omp simd
-        for (ptrdiff_t k = 0; k < w; k++) {
-            m[k] = r[k] > m[k] ? r[k] : m[k];
-        }
-    }
+/* Rows per chunk of a column block of width w: about 32 KB. */
+static ptrdiff_t FN(chunk_rows_)(ptrdiff_t w) {
+    ptrdiff_t j = (ptrdiff_t)(32 * 1024 / sizeof(T)) / (w > 0 ? w : 1);
+    return j < 4 ? 4 : j;
 }
 
-/* c, rest (and tv when v != NULL) per column, in double across LSM_CHUNK
- * rows, T within. */
-static void FN(cols_sumexp_)(const T *base, ptrdiff_t s, const T *vbase,
-                             ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
-                             const T *restrict m, double *restrict c,
-                             double *restrict rest, double *restrict tv) {
-    T cc[LSM_COLS], rr[LSM_COLS], tt[LSM_COLS];
+/* Online per-column statistics of a block of w columns: rows are taken in
+ * chunks of J (a few KB per row, so a chunk stays in L1 between its max
+ * pass and its exp pass); a column whose chunk max exceeds its running max
+ * rescales its state (a select, vectorised). With v, tv = sum exp(x-m) v. */
+static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
+                            ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
+                            T *restrict m, double *restrict c,
+                            double *restrict rest, double *restrict tv) {
+    T cm[LSM_COLS], mm[LSM_COLS], cc[LSM_COLS], rr[LSM_COLS], tt[LSM_COLS];
+    const ptrdiff_t J = FN(chunk_rows_)(w);
     for (ptrdiff_t k = 0; k < w; k++) {
+        m[k] = -T_INF;
         c[k] = rest[k] = tv[k] = 0;
     }
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_CHUNK) {
-        ptrdiff_t j1 = n - j0 < LSM_CHUNK ? n : j0 + LSM_CHUNK;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += J) {
+        ptrdiff_t j1 = n - j0 < J ? n : j0 + J;
         for (ptrdiff_t k = 0; k < w; k++) {
+            cm[k] = m[k];
+        }
+        for (ptrdiff_t j = j0; j < j1; j++) {
+            const T *restrict r = base + j * s;
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < w; k++) {
+                cm[k] = r[k] > cm[k] ? r[k] : cm[k];
+            }
+        }
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < w; k++) {
+            int grow = cm[k] > m[k];
+            double f = grow ? (double)EXP(m[k] - cm[k]) : 1.0;
+            rest[k] = grow ? (rest[k] + c[k]) * f : rest[k];
+            c[k] = grow ? 0.0 : c[k];
+            tv[k] = tv[k] * f;
+            m[k] = cm[k];
+            /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
+            mm[k] = m[k] == -T_INF ? (T)0 : m[k];
             cc[k] = rr[k] = tt[k] = 0;
         }
         for (ptrdiff_t j = j0; j < j1; j++) {
@@ -344,8 +359,8 @@ static void FN(cols_sumexp_)(const T *base, ptrdiff_t s, const T *vbase,
                 const T *restrict q = vbase + j * vs;
 #pragma omp simd
                 for (ptrdiff_t k = 0; k < w; k++) {
-                    T t = EXP(r[k] - m[k]);
-                    int at_max = r[k] == m[k];
+                    T t = EXP(r[k] - mm[k]);
+                    int at_max = r[k] == mm[k];
                     rr[k] += at_max ? (T)0 : t;
                     cc[k] += at_max ? (T)1 : (T)0;
                     tt[k] += t * q[k];
@@ -353,13 +368,14 @@ static void FN(cols_sumexp_)(const T *base, ptrdiff_t s, const T *vbase,
             } else {
 #pragma omp simd
                 for (ptrdiff_t k = 0; k < w; k++) {
-                    T t = EXPSUM(r[k] - m[k]);
-                    int at_max = r[k] == m[k];
+                    T t = EXPSUM(r[k] - mm[k]);
+                    int at_max = r[k] == mm[k];
                     rr[k] += at_max ? (T)0 : t;
                     cc[k] += at_max ? (T)1 : (T)0;
                 }
             }
         }
+#pragma omp simd
         for (ptrdiff_t k = 0; k < w; k++) {
             c[k] += (double)cc[k];
             rest[k] += (double)rr[k];
@@ -544,10 +560,12 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
         }                                                                      \
     } while (0)
 
-/* Column block width for n rows: keep w * n elements around 256 KB. */
+/* Column block width: a row segment of about 4 KB, so that rows at a large
+ * power-of-two stride still spread over all L1 sets. */
 static ptrdiff_t FN(block_width_)(ptrdiff_t n, ptrdiff_t inner) {
-    ptrdiff_t w = (ptrdiff_t)(256 * 1024 / sizeof(T)) / (n > 0 ? n : 1);
-    w = w < 16 ? 16 : (w > LSM_COLS ? LSM_COLS : w);
+    (void)n;
+    ptrdiff_t w = (ptrdiff_t)(4096 / sizeof(T));
+    w = w > LSM_COLS ? LSM_COLS : w;
     return w < inner ? w : inner;
 }
 
@@ -571,8 +589,7 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
                 ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
                 const T *base = x + o * xs[0] + k0;
-                FN(cols_max_)(base, xs[1], n, w, m);
-                FN(cols_sumexp_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
+                FN(cols_stats_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
                 FN(cols_finish_)(w, m, c, rest, lm, d, special);
                 T *ob = out + o * os[0] + k0 * os[1];
                 for (ptrdiff_t k = 0; k < w; k++) {
@@ -746,9 +763,8 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             const T *vb = v ? v + o * vs[0] + k0 : NULL;
             T *yb = y + o * ys[0] + k0;
             T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-            FN(cols_max_)(xb, xs[1], n, w, m);
-            FN(cols_sumexp_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
-                             tv);
+            FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
+                            tv);
             FN(cols_finish_)(w, m, c, rest, lm, d, special);
             int any_special = 0;
             for (ptrdiff_t k = 0; k < w; k++) {

@@ -45,11 +45,13 @@ def _dtype_of(obj, arr):
 
 
 def _reject(dt, name):
+    """Refuse non-numeric dtypes; return dt in native byte order."""
     if dt.kind not in "biufc":
         raise TypeError(
             f"{name} does not support arrays of dtype {dt!r}; "
             "expected a real or complex numeric dtype"
         )
+    return dt if dt.isnative else dt.newbyteorder("=")
 
 
 def _lse_dtype(dt):
@@ -112,7 +114,7 @@ def _plan(shape, strides, axes, c_contiguous=False):
     outer axes, then the reduced axes, then the inner axes.
     """
     ndim = len(shape)
-    if c_contiguous and axes[-1] - axes[0] == len(axes) - 1:
+    if c_contiguous and axes and axes[-1] - axes[0] == len(axes) - 1:
         # consecutive axes of a C-contiguous array: no transpose needed
         a0, a1 = axes[0], axes[-1] + 1
         return _IDENTITY[ndim], a0, (prod(shape[:a0]), prod(shape[a0:a1]),
@@ -189,8 +191,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     else:
         b_arr = np.asarray(b)
         dt = np.result_type(_dtype_of(a, a_arr), _dtype_of(b, b_arr))
-    _reject(dt, "logsumexp")
-    rdt = _lse_dtype(dt)
+    rdt = _lse_dtype(_reject(dt, "logsumexp"))
     cdt = _compute_dtype(rdt)
     if a_arr.ndim == 0:
         a_arr = a_arr.reshape(1)
@@ -226,13 +227,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     perm, n_outer, dims = _plan(shape, x.strides, axes, x.flags.c_contiguous)
     x3 = _view3(x, perm, dims)
     buf, res = _reduce_out(shape, perm, n_outer, len(axes), dims, cdt)
-    if b is None:
+    if b is None and not return_sign:
         _core.logsumexp(x3, buf)
         sbuf = sres = None
-        if return_sign:
-            sres = np.ones(res.shape, dtype=cdt)
     else:
-        w3 = _view3(_as_kernel_array(b_arr, cdt), perm, dims)
+        # the sign needs the weighted kernel (0 for all -inf, nan for nan rows)
+        w = np.broadcast_to(np.ones((), cdt), shape) if b is None else b_arr
+        w3 = _view3(_as_kernel_array(w, cdt), perm, dims)
         if return_sign:
             sbuf, sres = _reduce_out(shape, perm, n_outer, len(axes), dims, cdt)
         else:
@@ -258,8 +259,7 @@ def _prepare(x, name, others=()):
         dt = a.dtype
         if dt in _KERNEL_DTYPES:
             return [a], dt, dt, a.ndim == 0
-        _reject(dt, name)
-        rdt = _softmax_dtype(dt, name)
+        rdt = _softmax_dtype(_reject(dt, name), name)
         return [a], rdt, _compute_dtype(rdt), a.ndim == 0
     arrs = [np.asarray(x)] + [np.asarray(o) for o in others]
     shape0 = arrs[0].shape
@@ -271,8 +271,7 @@ def _prepare(x, name, others=()):
     dt = arrs[0].dtype
     if any(o.dtype != dt for o in arrs[1:]):
         dt = np.result_type(*arrs)
-    _reject(dt, name)
-    rdt = _softmax_dtype(dt, name)
+    rdt = _softmax_dtype(_reject(dt, name), name)
     return arrs, rdt, _compute_dtype(rdt), arrs[0].ndim == 0
 
 

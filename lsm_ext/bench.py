@@ -1,7 +1,7 @@
 """The main job: a short self-check, then a benchmark table.
 
-    python -m lsm_ext.bench            # full table (about a minute)
-    python -m lsm_ext.bench --quick    # smaller shapes, fewer repeats (CI)
+    lsm-ext-bench  (or python -m lsm_ext.bench)   # full table (a few minutes)
+    lsm-ext-bench --quick                          # small shapes, few repeats (CI)
 
 Every time is the median of several repeats, measured side by side in one
 run; ratios are what to read, since machines are shared and noisy:

@@ -309,10 +309,11 @@ static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
  * by side; row j of the block starts at base + j * s. Each function keeps
  * per-column state in small arrays and vectorises across columns. */
 
-/* Rows per chunk of a column block of width w: about 32 KB. */
+/* Rows per chunk of a column block of width w: about 32 KB, and at most
+ * 64 (terms summed in T before they are added up in double). */
 static ptrdiff_t FN(chunk_rows_)(ptrdiff_t w) {
     ptrdiff_t j = (ptrdiff_t)(32 * 1024 / sizeof(T)) / (w > 0 ? w : 1);
-    return j < 4 ? 4 : j;
+    return j < 4 ? 4 : (j > 64 ? 64 : j);
 }
 
 /* Online per-column statistics of a block of w columns: rows are taken in
@@ -434,10 +435,13 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
             y[i] = EXP(x[i] - mb[i]);
         }
         for (ptrdiff_t r = 0; r < R; r++) {
-            T d = 0;
+            T c = 0, rest = 0; /* the max's terms apart, as in row_softmax_ */
             for (ptrdiff_t j = 0; j < n; j++) {
-                d += y[r * n + j];
+                int at_max = x[r * n + j] == mb[r * n + j];
+                c += at_max ? (T)1 : (T)0;
+                rest += at_max ? (T)0 : y[r * n + j];
             }
+            T d = (T)((double)c + (double)rest);
             for (ptrdiff_t j = 0; j < n; j++) {
                 tb[r * n + j] = d;
             }
@@ -666,22 +670,27 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
         FN(fill_)(y, sy, n, (T)NAN);
         return;
     }
-    double d = 0;
+    /* the max's terms (exactly 1 each) are counted apart from the others,
+     * so that terms below ulp(1) still reach the sum */
+    double c = 0, rest = 0;
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
         ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
         const T *xc = FN(gather_)(x + i0 * sx, sx, len, bx);
         T *yc = FN(dest_)(y + i0 * sy, sy, by);
-        T s = 0;
-#pragma omp simd reduction(+ : s)
+        T cc = 0, rr = 0;
+#pragma omp simd reduction(+ : cc, rr)
         for (ptrdiff_t i = 0; i < len; i++) {
             T t = EXP(xc[i] - m);
+            int at_max = xc[i] == m;
             yc[i] = t;
-            s += t;
+            rr += at_max ? (T)0 : t;
+            cc += at_max ? (T)1 : (T)0;
         }
-        d += (double)s;
+        c += (double)cc;
+        rest += (double)rr;
         FN(scatter_)(yc, len, y + i0 * sy, sy);
     }
-    const T dt = (T)d;
+    const T dt = (T)(c + rest);
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
         ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
         T *yc = sy == 1 ? y + i0 : (T *)FN(gather_)(y + i0 * sy, sy, len, by);

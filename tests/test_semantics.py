@@ -80,7 +80,6 @@ AXIS_CASES = [
     ((2, 3, 2, 3), -2), ((2, 3, 2, 3), (1, 3)), ((2, 3, 2, 3), (0, 2, 3)),
     ((2, 3, 2, 3), ()),
 ]
-AXIS_IDS = [f"{s}-{a}" for s, a in AXIS_CASES]
 
 BUG_FALLBACK_ELEMENTWISE = (
     "BUG: softmax/log_softmax/log_softmax_vjp on longdouble or complex input "
@@ -1382,10 +1381,6 @@ def _check_vs_ref(ours, ref, dtype, scale):
 def _finite_scale(x):
     f = np.abs(x[np.isfinite(x)])
     return max(1.0, float(f.max(initial=0)))
-
-
-def _is_empty_reduction(x, axis):
-    return x.size == 0
 
 
 @settings(max_examples=150, deadline=None,

@@ -54,100 +54,29 @@ LSM_INLINE uint64_t lsm_bits_from_f64(double f) {
     return u;
 }
 
-LSM_INLINE float lsm_exp_scalar_f32(float x) {
-    const float lo = -110.0f; /* exp(lo) rounds to 0 */
-    const float hi = 89.0f;   /* exp(hi) overflows to inf */
+/* e^r and the float whose low bits hold k, for exp(x) = 2^k e^r (shared by
+ * the exp variants below) */
+LSM_INLINE float lsm_exp_core_f32(float x, uint32_t *kbits) {
     const float shifter = 0x1.8p23f;
-    const float log2e = 0x1.715476p+0f;
-    const float ln2_hi = 0x1.63p-1f; /* 9 significant bits: k * ln2_hi exact */
-    const float ln2_lo = -0x1.bd0106p-13f; /* ln 2 - ln2_hi */
-    x = x < lo ? lo : x;
-    x = x > hi ? hi : x;
-    float kf = x * log2e + shifter;
-    uint32_t kbits = lsm_bits_from_f32(kf);
+    float kf = x * 0x1.715476p+0f + shifter; /* log2(e) */
+    *kbits = lsm_bits_from_f32(kf) - lsm_bits_from_f32(shifter);
     kf -= shifter;
-    float r = x - kf * ln2_hi;
-    r = r - kf * ln2_lo;
+    float r = x - kf * 0x1.63p-1f; /* ln2_hi: 9 bits, k * ln2_hi exact */
+    r = r - kf * -0x1.bd0106p-13f; /* ln 2 - ln2_hi */
     float p = 0x1.6d9968p-10f;
     p = p * r + 0x1.123dd6p-7f;
     p = p * r + 0x1.55547cp-5f;
     p = p * r + 0x1.55548ap-3f;
     p = p * r + 0x1.0p-1f;
-    float er = 1.0f + (r + r * r * p);
-    /* k sits in the low bits of kbits; u = k + 256 is in [97, 384]. */
-    uint32_t u = kbits - lsm_bits_from_f32(shifter) + 256u;
-    uint32_t u1 = u >> 1;
-    uint32_t u2 = u - u1;
-    float s1 = lsm_f32_from_bits((u1 - 1u) << 23); /* 2^(u1 - 128) */
-    float s2 = lsm_f32_from_bits((u2 - 1u) << 23); /* 2^(u2 - 128) */
-    return (er * s1) * s2;
+    return 1.0f + (r + r * r * p);
 }
 
-LSM_INLINE double lsm_exp_scalar_f64(double x) {
-    const double lo = -750.0;
-    const double hi = 710.0;
-    const double shifter = 0x1.8p52;
-    const double log2e = 0x1.71547652b82fep+0;
-    const double ln2_hi = 0x1.62e42feep-1; /* 32 significant bits */
-    const double ln2_lo = 0x1.a39ef35793c76p-33;
-    x = x < lo ? lo : x;
-    x = x > hi ? hi : x;
-    double kf = x * log2e + shifter;
-    uint64_t kbits = lsm_bits_from_f64(kf);
-    kf -= shifter;
-    double r = x - kf * ln2_hi;
-    r = r - kf * ln2_lo;
-    double p = 0x1.afb851f89a688p-26;
-    p = p * r + 0x1.28b3c42c9d400p-22;
-    p = p * r + 0x1.71ddc112aa00cp-19;
-    p = p * r + 0x1.a019929006c80p-16;
-    p = p * r + 0x1.a01a01c8a3d4ep-13;
-    p = p * r + 0x1.6c16c1873e430p-10;
-    p = p * r + 0x1.111111110ac32p-7;
-    p = p * r + 0x1.555555554f864p-5;
-    p = p * r + 0x1.5555555555562p-3;
-    p = p * r + 0x1.000000000000fp-1;
-    double er = 1.0 + (r + r * r * p);
-    /* u = k + 2048 is in [966, 3073]. */
-    uint64_t u = kbits - lsm_bits_from_f64(shifter) + 2048u;
-    uint64_t u1 = u >> 1;
-    uint64_t u2 = u - u1;
-    double s1 = lsm_f64_from_bits((u1 - 1u) << 52); /* 2^(u1 - 1024) */
-    double s2 = lsm_f64_from_bits((u2 - 1u) << 52);
-    return (er * s1) * s2;
-}
-
-/*
- * exp for the terms of a sum whose largest term is 1 (x <= 0 after the max
- * shift): results below the smallest normal number are flushed to 0 (they
- * cannot change such a sum), so one scale factor suffices. nan propagates;
- * exp(-inf) = 0. Same polynomial and accuracy as lsm_exp_scalar_*.
- */
-LSM_INLINE float lsm_expsum_f32(float x) {
-    const float shifter = 0x1.8p23f;
-    float kf = x * 0x1.715476p+0f + shifter;
-    uint32_t kbits = lsm_bits_from_f32(kf);
-    kf -= shifter;
-    float r = x - kf * 0x1.63p-1f;
-    r = r - kf * -0x1.bd0106p-13f;
-    float p = 0x1.6d9968p-10f;
-    p = p * r + 0x1.123dd6p-7f;
-    p = p * r + 0x1.55547cp-5f;
-    p = p * r + 0x1.55548ap-3f;
-    p = p * r + 0x1.0p-1f;
-    float er = 1.0f + (r + r * r * p);
-    /* 2^k for k in [-126, 0]: exponent field k + 127 */
-    uint32_t e = kbits - lsm_bits_from_f32(shifter) + 127u;
-    float y = er * lsm_f32_from_bits(e << 23);
-    return x < -87.0f ? 0.0f : y;
-}
-
-LSM_INLINE double lsm_expsum_f64(double x) {
+LSM_INLINE double lsm_exp_core_f64(double x, uint64_t *kbits) {
     const double shifter = 0x1.8p52;
     double kf = x * 0x1.71547652b82fep+0 + shifter;
-    uint64_t kbits = lsm_bits_from_f64(kf);
+    *kbits = lsm_bits_from_f64(kf) - lsm_bits_from_f64(shifter);
     kf -= shifter;
-    double r = x - kf * 0x1.62e42feep-1;
+    double r = x - kf * 0x1.62e42feep-1; /* ln2_hi: 32 bits */
     r = r - kf * 0x1.a39ef35793c76p-33;
     double p = 0x1.afb851f89a688p-26;
     p = p * r + 0x1.28b3c42c9d400p-22;
@@ -159,9 +88,50 @@ LSM_INLINE double lsm_expsum_f64(double x) {
     p = p * r + 0x1.555555554f864p-5;
     p = p * r + 0x1.5555555555562p-3;
     p = p * r + 0x1.000000000000fp-1;
-    double er = 1.0 + (r + r * r * p);
-    uint64_t e = kbits - lsm_bits_from_f64(shifter) + 1023u;
-    double y = er * lsm_f64_from_bits(e << 52);
+    return 1.0 + (r + r * r * p);
+}
+
+LSM_INLINE float lsm_exp_scalar_f32(float x) {
+    x = x < -110.0f ? -110.0f : x; /* exp(-110) rounds to 0; keeps nan */
+    x = x > 89.0f ? 89.0f : x;     /* exp(89) overflows to inf */
+    uint32_t k;
+    float er = lsm_exp_core_f32(x, &k);
+    /* u = k + 256 is in [97, 384]; 2^k = 2^(u1 - 128) 2^(u2 - 128) */
+    uint32_t u = k + 256u;
+    uint32_t u1 = u >> 1;
+    uint32_t u2 = u - u1;
+    return (er * lsm_f32_from_bits((u1 - 1u) << 23)) *
+           lsm_f32_from_bits((u2 - 1u) << 23);
+}
+
+LSM_INLINE double lsm_exp_scalar_f64(double x) {
+    x = x < -750.0 ? -750.0 : x;
+    x = x > 710.0 ? 710.0 : x;
+    uint64_t k;
+    double er = lsm_exp_core_f64(x, &k);
+    /* u = k + 2048 is in [966, 3073]; 2^k = 2^(u1 - 1024) 2^(u2 - 1024) */
+    uint64_t u = k + 2048u;
+    uint64_t u1 = u >> 1;
+    uint64_t u2 = u - u1;
+    return (er * lsm_f64_from_bits((u1 - 1u) << 52)) *
+           lsm_f64_from_bits((u2 - 1u) << 52);
+}
+
+/*
+ * exp for the terms of a sum whose largest term is 1 (x <= 0 after the max
+ * shift): results below the smallest normal number are flushed to 0 (they
+ * cannot change such a sum), so one scale factor suffices. nan propagates;
+ * exp(-inf) = 0. Same polynomial and accuracy as lsm_exp_scalar_*.
+ */
+LSM_INLINE float lsm_expsum_f32(float x) {
+    uint32_t k;
+    float y = lsm_exp_core_f32(x, &k) * lsm_f32_from_bits((k + 127u) << 23);
+    return x < -87.0f ? 0.0f : y;
+}
+
+LSM_INLINE double lsm_expsum_f64(double x) {
+    uint64_t k;
+    double y = lsm_exp_core_f64(x, &k) * lsm_f64_from_bits((k + 1023u) << 52);
     return x < -708.0 ? 0.0 : y;
 }
 

@@ -809,6 +809,7 @@ def _run_isa(level):
     proc = subprocess.run(
         [sys.executable, "-c", _ISA_SCRIPT, here],
         env=env, capture_output=True, text=True, timeout=300,
+        cwd=here,  # not the source tree: its lsm_ext/ has no built _core
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

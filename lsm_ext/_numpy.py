@@ -73,6 +73,11 @@ def _softmax_dtype(dt, name):
     return dt
 
 
+def _real_dtype(dt):
+    """The real dtype of dt's magnitude (complex128 -> float64)."""
+    return np.empty(0, dtype=dt).real.dtype
+
+
 def _compute_dtype(dt):
     """Kernel dtype for result dtype dt, or None when NumPy does the work."""
     if dt == _F16:
@@ -201,6 +206,15 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         b_arr = np.broadcast_to(b_arr, shape)
     axes = _axes(axis, a_arr.ndim)
 
+    shape = a_arr.shape
+    if a_arr.size == 0:
+        out = np.full(_reduced_shape(shape, axes, keepdims), -np.inf, dtype=rdt)
+        if return_sign:
+            # SciPy: sign -1 for real input, nan for complex (0 / |0|)
+            sgn = np.full_like(out, complex(np.nan, np.nan) if rdt.kind == "c" else -1)
+            return _finish(out, (), False, 0), _finish(sgn, (), False, 0)
+        return _finish(out, (), False, 0)
+
     if cdt is None:
         out, sgn = _fallback.logsumexp(
             a_arr.astype(rdt, copy=False),
@@ -208,20 +222,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
             axes,
             return_sign,
         )
-        out = out.astype(rdt, copy=False)
+        out = out.astype(_real_dtype(rdt) if return_sign else rdt, copy=False)
         sgn = sgn.astype(rdt, copy=False) if sgn is not None else None
         out = _finish(out if keepdims else np.squeeze(out, axes), axes, False, 0)
         if return_sign:
             sgn = _finish(sgn if keepdims else np.squeeze(sgn, axes), axes, False, 0)
             return out, sgn
         return out
-
-    shape = a_arr.shape
-    if a_arr.size == 0:
-        out = np.full(_reduced_shape(shape, axes, keepdims), -np.inf, dtype=rdt)
-        if return_sign:
-            return _finish(out, (), False, 0), _finish(-np.ones_like(out), (), False, 0)
-        return _finish(out, (), False, 0)
 
     x = _as_kernel_array(a_arr, cdt)
     perm, n_outer, dims = _plan(shape, x.strides, axes, x.flags.c_contiguous)
@@ -282,10 +289,12 @@ def _elementwise(kernel, name, axis, arrays, n_out):
         arrs = [a.reshape(1) for a in arrs]
     shape = arrs[0].shape
     axes = _axes(axis, len(shape))
-    if cdt is None:
-        outs = getattr(_fallback, name)(*[a.astype(rdt, copy=False) for a in arrs], axes)
-    elif arrs[0].size == 0:
+    if arrs[0].size == 0:
         outs = tuple(np.empty(shape, dtype=rdt) for _ in range(n_out))
+    elif cdt is None:
+        outs = getattr(_fallback, name)(*[a.astype(rdt, copy=False) for a in arrs], axes)
+        if n_out == 1:
+            outs = (outs,)
     else:
         xs = [_as_kernel_array(a, cdt) for a in arrs]
         perm, _, dims = _plan(shape, xs[0].strides, axes,

@@ -239,16 +239,16 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
 /* log(sum) - m for a regular row, and the sign of the sum. */
 static double FN(stats_log_)(const STATS *st, double *sign) {
     double c = st->c, rest = st->rest;
-    if (c == 0) { /* weights at the max cancelled exactly */
-        *sign = rest > 0 ? 1.0 : (rest < 0 ? -1.0 : (rest == 0 ? 0.0 : rest));
-        return log(fabs(rest));
+    double t = c + rest;
+    *sign = t > 0 ? 1.0 : (t < 0 ? -1.0 : (t == 0 ? 0.0 : t));
+    if (c != 0 && fabs(rest) <= fabs(c)) {
+        /* log|c| + log1p(rest / c): keeps the small terms next to the max
+         * (log(1 + 4e-18) is 4e-18); |rest / c| <= 1, so no overflow even
+         * when c, the weight at the max, is subnormal */
+        return log1p(rest / c) + log(fabs(c));
     }
-    double s = rest / c;
-    double one_s = 1.0 + s;
-    double sgn_c = c > 0 ? 1.0 : -1.0;
-    *sign = one_s > 0 ? sgn_c : (one_s < 0 ? -sgn_c : (one_s == 0 ? 0.0 : s));
-    s = s < -1.0 ? -s - 2.0 : s;
-    return log1p(s) + log(fabs(c));
+    /* the other terms dominate (or rest is nan): the plain sum is as good */
+    return log(fabs(t));
 }
 
 /* log(c + rest) for a regular unweighted row (c >= 1 entries at the max,

@@ -18,7 +18,7 @@ Deliberate, documented differences from SciPy, tested as such:
   (``log_softmax([0, -40])[0] == -4.25e-18``, SciPy gives 0).
 
 Tests that fail because of a library bug are kept and marked
-``xfail(strict=False, reason="BUG: ...")``.
+``xfail(strict=True, reason="BUG: ...")``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,6 @@ ALL_DTYPES = [
     np.complex64,
     np.complex128,
 ]
-FALLBACK_DTYPES = (np.dtype(np.longdouble), np.dtype(np.complex64),
-                   np.dtype(np.complex128))
 FLOATS = [np.float32, np.float64]
 
 # (shape, axis) cases on 1-d .. 4-d arrays
@@ -80,35 +78,6 @@ AXIS_CASES = [
     ((2, 3, 2, 3), -2), ((2, 3, 2, 3), (1, 3)), ((2, 3, 2, 3), (0, 2, 3)),
     ((2, 3, 2, 3), ()),
 ]
-
-BUG_FALLBACK_ELEMENTWISE = (
-    "BUG: softmax/log_softmax/log_softmax_vjp on longdouble or complex input "
-    "(the NumPy fallback path) return only the first row: _numpy._elementwise "
-    "does `outs[0]` on the single fallback array, e.g. "
-    "softmax(np.ones((2, 3), np.longdouble), axis=1) has shape (3,) instead of "
-    "(2, 3), and softmax(np.array([1., 2.], np.longdouble)) is a scalar"
-)
-BUG_COMPLEX_SIGN = (
-    "BUG: logsumexp(complex, return_sign=True) returns the magnitude as a "
-    "complex array (complex128 3.16+0j); SciPy returns it real (float64 3.16), "
-    "e.g. logsumexp([1+1j, 3-2j, 2+5j], return_sign=True)[0]"
-)
-
-BUG_EMPTY_LSE = (
-    "BUG: logsumexp of an empty longdouble array raises ValueError "
-    "('zero-size array to reduction operation maximum') from the NumPy "
-    "fallback where SciPy returns -inf: "
-    "logsumexp(np.ones((0, 3), np.longdouble), axis=0) should be "
-    "[-inf, -inf, -inf] (float128), also for return_sign=True (sign -1)"
-)
-BUG_EMPTY_ELEMENTWISE = (
-    "BUG: softmax/log_softmax/jvp/vjp of an empty longdouble or complex array "
-    "raise ValueError ('zero-size array to reduction operation maximum') or "
-    "IndexError from the NumPy fallback, or return the wrong shape: "
-    "softmax(np.ones((0, 3), np.longdouble), axis=0) raises (expected an "
-    "empty (0, 3) float128 array); softmax(np.ones((3, 0), np.longdouble), "
-    "axis=()) has shape (0,) instead of (3, 0)"
-)
 
 
 # ------------------------------------------------------------------ helpers
@@ -203,11 +172,11 @@ def _softmax_dtype(dt):
 # =========================================================================
 
 
-def _dtype_params(bug_dtypes=(), reason=""):
+def _dtype_params(bug_dtypes=(), reason=""):  # no open bugs at the moment
     """ALL_DTYPES as pytest params; those in bug_dtypes marked strict xfail."""
     out = []
     for d in ALL_DTYPES:
-        marks = ([pytest.mark.xfail(strict=False, reason=reason)]
+        marks = ([pytest.mark.xfail(strict=True, reason=reason)]
                  if np.dtype(d) in bug_dtypes else [])
         out.append(pytest.param(d, marks=marks, id=np.dtype(d).name))
     return out
@@ -232,8 +201,7 @@ def test_logsumexp_matches_scipy(dtype):
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("dtype", _dtype_params(FALLBACK_DTYPES,
-                                                BUG_FALLBACK_ELEMENTWISE))
+@pytest.mark.parametrize("dtype", _dtype_params())
 def test_softmax_log_softmax_match_scipy(name, dtype):
     for shape, axis in AXIS_CASES:
         where = f"shape={shape} axis={axis}"
@@ -273,8 +241,7 @@ def test_jvp_matches_formula(dtype):
                       scale=float(np.max(np.abs(v), initial=0)), err_msg=where)
 
 
-@pytest.mark.parametrize("dtype", _dtype_params(FALLBACK_DTYPES,
-                                                BUG_FALLBACK_ELEMENTWISE))
+@pytest.mark.parametrize("dtype", _dtype_params())
 def test_vjp_matches_formula(dtype):
     for shape, axis in AXIS_CASES:
         where = f"shape={shape} axis={axis}"
@@ -363,7 +330,6 @@ def test_list_inputs(axis):
                       scale=30)
 
 
-@pytest.mark.xfail(strict=False, reason=BUG_COMPLEX_SIGN)
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
 def test_logsumexp_complex_return_sign(dtype):
     x = np.array([[1 + 1j, 3 - 2j, 2 + 5j], [0.5j, -1, 2 - 1j]], dtype)
@@ -561,18 +527,6 @@ def test_b_scalar_a_array_b():
     _assert_close(ours, ref, 1e-12)
 
 
-BUG_SUBNORMAL_B = (
-    "BUG: float64 logsumexp with a subnormal weight on the max entry returns "
-    "inf: the kernel's log1p(rest / c) + log(c) overflows rest / c when c "
-    "(the weight at the max) is subnormal. logsumexp([0., 1.], "
-    "b=[1., 1e-310]) gives inf (SciPy: 0.0); logsumexp([0., 2.2250738585072014e-308], "
-    "b=[2., 1.1125369292536007e-308]) gives inf (expected log(2) = 0.693); "
-    "with return_sign=True: (inf, 1.0), and b=[-1., 1e-310]: (inf, -1.0), "
-    "expected (0.0, -1.0)"
-)
-
-
-@pytest.mark.xfail(strict=False, reason=BUG_SUBNORMAL_B)
 @pytest.mark.parametrize("a,b", [
     ([0.0, 1.0], [1.0, 1e-310]),
     ([0.0, 2.2250738585072014e-308], [2.0, 1.1125369292536007e-308]),
@@ -756,16 +710,7 @@ EMPTY_CASES = [
 ]
 
 
-def _xfail_params(values, bugs, reason):
-    return [pytest.param(v, id=np.dtype(v).name,
-                         marks=[pytest.mark.xfail(strict=False, reason=reason)]
-                         if v in bugs else [])
-            for v in values]
-
-
-@pytest.mark.parametrize("dtype", _xfail_params(
-    [np.float16, np.float32, np.float64, np.int32, np.longdouble],
-    [np.longdouble], BUG_EMPTY_LSE))
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.longdouble])
 def test_empty_logsumexp(dtype):
     for shape, axis in EMPTY_CASES:
         x = np.ones(shape, dtype)
@@ -797,9 +742,22 @@ def test_empty_logsumexp(dtype):
                 assert_array_equal(o, rr, err_msg=where)
 
 
-@pytest.mark.parametrize("dtype", _xfail_params(
-    [np.float16, np.float32, np.float64, np.int16, np.int8, np.longdouble,
-     np.complex128], [np.longdouble, np.complex128], BUG_EMPTY_ELEMENTWISE))
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_empty_logsumexp_complex(dtype):
+    # SciPy: -inf+0j, and with return_sign a nan sign (0 / |0|)
+    x = np.ones((0, 3), dtype)
+    for axis in (0, 1):  # SciPy 1.17 raises IndexError for axis=None here
+        ref = _sc("logsumexp", x, axis=axis)
+        ref_r, ref_s = _sc("logsumexp", x, axis=axis, return_sign=True)
+        ours = lx.logsumexp(x, axis=axis)
+        r, s = lx.logsumexp(x, axis=axis, return_sign=True)
+        for o, rr in ((ours, ref), (r, ref_r), (s, ref_s)):
+            _assert_same_kind(o, rr, f"axis={axis}")
+            assert_array_equal(o, rr)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int16,
+                                   np.int8, np.longdouble, np.complex128])
 def test_empty_elementwise(dtype):
     # SciPy raises on most of these (zero-size reduction); lsm_ext returns an
     # empty array of the input's shape and the softmax result dtype.

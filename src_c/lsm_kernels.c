@@ -15,6 +15,8 @@
 
 /* Elements per chunk of a row: 2 passes over a chunk run from L1. */
 #define LSM_CHUNK 1024
+/* Elements per partial sum kept in T (a multiple of every SIMD width). */
+#define LSM_SUB 256
 /* Most columns processed side by side when the reduced axis is strided. */
 #define LSM_COLS 1024
 /* Rows up to this length go through the packed short-row path. */

@@ -21,7 +21,8 @@
  *     through a transposed copy;
  *   - rows whose max is +-inf or nan-only take a short scalar path that gives
  *     scipy.special's IEEE answers.
- * Partial sums of a chunk are in T; across chunks they are in double, so
+ * Partial sums over LSM_SUB elements are in T (per SIMD lane, so at most
+ * LSM_SUB / lanes sequential adds); across them they are in double, so
  * float32 rows of millions of elements keep their accuracy.
  */
 
@@ -74,56 +75,70 @@ static int FN(chunk_has_nan_)(const T *restrict x, const T *restrict w,
 /* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates) */
 static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
                               STATS *st) {
-    T c = 0, rest = 0;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        T c = 0, rest = 0;
 #pragma omp simd reduction(+ : c, rest)
-    for (ptrdiff_t i = 0; i < n; i++) {
-        T t = EXPSUM(x[i] - m);
-        int at_max = x[i] == m;
-        rest += at_max ? (T)0 : t;
-        c += at_max ? (T)1 : (T)0;
+        for (ptrdiff_t i = j0; i < j1; i++) {
+            T t = EXPSUM(x[i] - m);
+            int at_max = x[i] == m;
+            rest += at_max ? (T)0 : t;
+            c += at_max ? (T)1 : (T)0;
+        }
+        st->c += (double)c;
+        st->rest += (double)rest;
     }
-    st->c += (double)c;
-    st->rest += (double)rest;
 }
 
 static void FN(chunk_sumexp_w_)(const T *restrict x, const T *restrict w,
                                 ptrdiff_t n, T m, STATS *st) {
-    T c = 0, rest = 0;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        T c = 0, rest = 0;
 #pragma omp simd reduction(+ : c, rest)
-    for (ptrdiff_t i = 0; i < n; i++) {
-        T t = w[i] * EXP(x[i] - m);
-        int at_max = x[i] == m;
-        int skip = at_max || w[i] == 0;
-        rest += skip ? (T)0 : t;
-        c += (at_max && w[i] != 0) ? w[i] : (T)0;
+        for (ptrdiff_t i = j0; i < j1; i++) {
+            T t = w[i] * EXP(x[i] - m);
+            int at_max = x[i] == m;
+            int skip = at_max || w[i] == 0;
+            rest += skip ? (T)0 : t;
+            c += (at_max && w[i] != 0) ? w[i] : (T)0;
+        }
+        st->c += (double)c;
+        st->rest += (double)rest;
     }
-    st->c += (double)c;
-    st->rest += (double)rest;
 }
 
 static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
                                 ptrdiff_t n, T m, STATS *st) {
-    T c = 0, rest = 0, tv = 0;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        T c = 0, rest = 0, tv = 0;
 #pragma omp simd reduction(+ : c, rest, tv)
-    for (ptrdiff_t i = 0; i < n; i++) {
-        T t = EXP(x[i] - m);
-        int at_max = x[i] == m;
-        rest += at_max ? (T)0 : t;
-        c += at_max ? (T)1 : (T)0;
-        tv += t * v[i];
+        for (ptrdiff_t i = j0; i < j1; i++) {
+            T t = EXP(x[i] - m);
+            int at_max = x[i] == m;
+            rest += at_max ? (T)0 : t;
+            c += at_max ? (T)1 : (T)0;
+            tv += t * v[i];
+        }
+        st->c += (double)c;
+        st->rest += (double)rest;
+        st->tv += (double)tv;
     }
-    st->c += (double)c;
-    st->rest += (double)rest;
-    st->tv += (double)tv;
 }
 
 static double FN(chunk_sum_)(const T *restrict g, ptrdiff_t n) {
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (ptrdiff_t i = 0; i < n; i++) {
-        s += g[i];
+    double s = 0;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        T sj = 0;
+#pragma omp simd reduction(+ : sj)
+        for (ptrdiff_t i = j0; i < j1; i++) {
+            sj += g[i];
+        }
+        s += (double)sj;
     }
-    return (double)s;
+    return s;
 }
 
 static void FN(chunk_log_softmax_)(const T *restrict x, ptrdiff_t n, T m,
@@ -677,17 +692,20 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
         ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
         const T *xc = FN(gather_)(x + i0 * sx, sx, len, bx);
         T *yc = FN(dest_)(y + i0 * sy, sy, by);
-        T cc = 0, rr = 0;
+        for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
+            const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
+            T cc = 0, rr = 0;
 #pragma omp simd reduction(+ : cc, rr)
-        for (ptrdiff_t i = 0; i < len; i++) {
-            T t = EXP(xc[i] - m);
-            int at_max = xc[i] == m;
-            yc[i] = t;
-            rr += at_max ? (T)0 : t;
-            cc += at_max ? (T)1 : (T)0;
+            for (ptrdiff_t i = j0; i < j1; i++) {
+                T t = EXP(xc[i] - m);
+                int at_max = xc[i] == m;
+                yc[i] = t;
+                rr += at_max ? (T)0 : t;
+                cc += at_max ? (T)1 : (T)0;
+            }
+            c += (double)cc;
+            rest += (double)rr;
         }
-        c += (double)cc;
-        rest += (double)rr;
         FN(scatter_)(yc, len, y + i0 * sy, sy);
     }
     const T dt = (T)(c + rest);

@@ -76,16 +76,11 @@ MEASURED: dict[str, float] = {}  # largest errors seen, for the report
 #   to 4096 rows: logsumexp(float32 column [0] + [log(0.1)]*4095, inner 2)
 #   gave 6.0174146, exact 6.01737590 (+81 ulp). See
 #   test_column_path_sum_of_tenths.
-#
-# Open:
-# BUG_ROW_LANE_SUM: the row path still sums sequentially per SIMD lane within
-# a 1024-element chunk. At the baseline ISA level (SSE2: 2 float64 lanes,
-# 512 sequential adds per lane) logsumexp(float64 [0] + [log(0.1)]*4095) is
-# 6.017375928892492, exact 6.0173759288924831: +10 ulp (6.65 eps * scale;
-# avx2 / avx512: <= 2.2). Same for log_softmax and softmax.
-BUG_ROW_LANE_SUM = ("BUG: row-path sums are sequential per SIMD lane over a "
-                    "1024-element chunk; float64 at the baseline level (2 "
-                    "lanes) loses ~10 ulp on [0] + [log(0.1)]*4095")
+# * the row path summed sequentially per SIMD lane over a whole 1024-element
+#   chunk: at the baseline ISA level (2 float64 lanes, 512 adds per lane)
+#   logsumexp(float64 [0] + [log(0.1)]*4095) was 6.017375928892492, exact
+#   6.0173759288924831 (+10 ulp). Partial sums now cover 256 elements. See
+#   test_row_path_sum_of_tenths, test_isa_level_row_sums.
 
 
 def _record(key, value):
@@ -451,11 +446,8 @@ def test_column_path_sum_of_tenths(dtype, op):
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_row_path_sum_of_tenths(dtype, op, request):
-    """The same data along rows (row path) meets the bound (not at the
-    baseline ISA level in float64: 2 SIMD lanes, 512 adds per lane)."""
-    if dtype == np.float64 and _core.isa() == "baseline":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=BUG_ROW_LANE_SUM))
+def test_row_path_sum_of_tenths(dtype, op):
+    """The same data along rows (row path) meets the bound."""
     x = np.full((2, 4096), math.log(0.1), dtype=dtype)
     x[:, 0] = 0.0
     method = "f64" if dtype == np.float32 else "ld"
@@ -862,7 +854,7 @@ def test_isa_level_softmax(level):
 
 
 @pytest.mark.parametrize("level", [
-    pytest.param("baseline", marks=pytest.mark.xfail(strict=False, reason=BUG_ROW_LANE_SUM)),
+    "baseline",
     "avx2",
     "avx512",
 ])

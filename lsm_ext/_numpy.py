@@ -189,7 +189,47 @@ def _finish(res, axes, keepdims, ndim_in):
 # -------------------------------------------------------------- logsumexp
 
 
+def _fast_lse(a, axis, keepdims):
+    """logsumexp without b and return_sign on a C-contiguous, aligned
+    float32/float64 ndarray over one int axis or all: the result, or None
+    when the general path must run."""
+    if type(a) is not np.ndarray:
+        return None
+    dt = a.dtype
+    if not (dt == _F64 or dt == _F32):
+        return None
+    shape = a.shape
+    nd = len(shape)
+    size = a.size
+    if nd == 0 or size == 0:
+        return None
+    fl = a.flags
+    if not (fl.c_contiguous and fl.aligned):
+        return None
+    if axis is None:
+        buf = np.empty((1, 1), dt)
+        _core.logsumexp(a.reshape((1, size, 1)), buf)
+        return buf.reshape((1,) * nd) if keepdims else buf[0, 0]
+    if type(axis) is not int or not -nd <= axis < nd:
+        return None
+    ax = axis + nd if axis < 0 else axis
+    n = shape[ax]
+    inner = prod(shape[ax + 1 :]) if ax + 1 < nd else 1
+    outer = size // (n * inner)
+    buf = np.empty((outer, inner), dt)
+    _core.logsumexp(a.reshape((outer, n, inner)), buf)
+    if keepdims:
+        res = buf.reshape(shape[:ax] + (1,) + shape[ax + 1 :])
+    else:
+        res = buf.reshape(shape[:ax] + shape[ax + 1 :])
+    return res[()] if res.ndim == 0 else res
+
+
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    if b is None and not return_sign:
+        r = _fast_lse(a, axis, keepdims)
+        if r is not None:
+            return r
     a_arr = np.asarray(a)
     if b is None:
         dt = a_arr.dtype
@@ -276,6 +316,8 @@ def _prepare(x, name, others=()):
                 f"{name}: arrays must have the same shape, got {shape0} and {o.shape}"
             )
     dt = arrs[0].dtype
+    if dt.kind == "b":
+        _softmax_dtype(dt, name)  # raises, as for log_softmax(bool)
     if any(o.dtype != dt for o in arrs[1:]):
         dt = np.result_type(*arrs)
     rdt = _softmax_dtype(_reject(dt, name), name)
@@ -313,17 +355,65 @@ def _elementwise(kernel, name, axis, arrays, n_out):
     return tuple(outs) if n_out > 1 else outs[0]
 
 
+def _fast(kernel, axis, arrs, n_out):
+    """The common case in few steps: ndarrays of one kernel dtype and shape,
+    C-contiguous and aligned, a single int axis (or None). Returns the
+    outputs, or None when the general path must run (it also raises the
+    errors)."""
+    a = arrs[0]
+    if type(a) is not np.ndarray:
+        return None
+    dt = a.dtype
+    if not (dt == _F64 or dt == _F32):
+        return None
+    shape = a.shape
+    nd = len(shape)
+    size = a.size
+    if nd == 0 or size == 0:
+        return None
+    fl = a.flags
+    if not (fl.c_contiguous and fl.aligned):
+        return None
+    for o in arrs[1:]:
+        if type(o) is not np.ndarray or o.dtype != dt or o.shape != shape:
+            return None
+        fl = o.flags
+        if not (fl.c_contiguous and fl.aligned):
+            return None
+    if axis is None:
+        dims = (1, size, 1)
+    elif type(axis) is int and -nd <= axis < nd:
+        ax = axis + nd if axis < 0 else axis
+        n = shape[ax]
+        inner = prod(shape[ax + 1 :]) if ax + 1 < nd else 1
+        dims = (size // (n * inner), n, inner)
+    else:
+        return None
+    outs = [np.empty(shape, dt) for _ in range(n_out)]
+    kernel(*[o.reshape(dims) for o in arrs], *[o.reshape(dims) for o in outs])
+    return outs
+
+
 def softmax(x, axis=None):
+    r = _fast(_core.softmax, axis, (x,), 1)
+    if r is not None:
+        return r[0]
     return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1)
 
 
 def log_softmax(x, axis=None):
+    r = _fast(_core.log_softmax, axis, (x,), 1)
+    if r is not None:
+        return r[0]
     return _elementwise(
         _core.log_softmax, "log_softmax", axis, _prepare(x, "log_softmax"), 1
     )
 
 
 def log_softmax_jvp(x, v, axis=None):
+    r = _fast(_core.log_softmax_jvp, axis, (x, v), 2)
+    if r is not None:
+        return tuple(r)
     return _elementwise(
         _core.log_softmax_jvp,
         "log_softmax_jvp",
@@ -334,6 +424,9 @@ def log_softmax_jvp(x, v, axis=None):
 
 
 def log_softmax_vjp(y, g, axis=None):
+    r = _fast(_core.log_softmax_vjp, axis, (y, g), 1)
+    if r is not None:
+        return r[0]
     return _elementwise(
         _core.log_softmax_vjp,
         "log_softmax_vjp",

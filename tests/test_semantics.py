@@ -924,6 +924,11 @@ def test_bool_raises_softmax_like():
         lx.log_softmax_jvp(x, x)
     with pytest.raises(TypeError):
         lx.log_softmax_vjp(x, x)
+    # a bool x is refused even when v would promote it (as log_softmax(x))
+    with pytest.raises(TypeError):
+        lx.log_softmax_jvp(x, np.array([1, 2]))
+    with pytest.raises(TypeError):
+        lx.log_softmax_jvp(x, np.array([1.0, 2.0]))
     # logsumexp accepts bool, like SciPy (float64 result)
     ref = _sc("logsumexp", x)
     ours = lx.logsumexp(x)

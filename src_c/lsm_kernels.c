@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lsm_exp.h"
@@ -31,13 +32,17 @@ const char *lsm_isa(void) { return "generic"; }
 #endif
 
 #define LSM_T float
+#define LSM_TBITS 32
 #define LSM_SFX f32
 #include "lsm_kernels.template.c"
 #undef LSM_T
+#undef LSM_TBITS
 #undef LSM_SFX
 
 #define LSM_T double
+#define LSM_TBITS 64
 #define LSM_SFX f64
 #include "lsm_kernels.template.c"
 #undef LSM_T
+#undef LSM_TBITS
 #undef LSM_SFX

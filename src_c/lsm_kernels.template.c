@@ -4,6 +4,7 @@
  * Included by lsm_kernels.c with
  *     LSM_T    the element type (float or double)
  *     LSM_SFX  the name suffix (f32 or f64)
+ *     LSM_TBITS the width of T in bits (32 or 64)
  * and compiled once per inclusion. Not a translation unit on its own.
  *
  * Layout of the work (see lsm.h for the (outer, n, inner) view):
@@ -34,6 +35,8 @@
 #define EXP FN(lsm_exp_scalar_)
 #define EXPSUM FN(lsm_expsum_)
 #define T_INF ((T)INFINITY)
+/* an integer as wide as T, for counts kept in SIMD lanes beside T sums */
+#define ITYPE LSM_CAT(LSM_CAT(int, LSM_TBITS), _t)
 
 typedef struct {
     T m;         /* running max (over entries with nonzero weight) */
@@ -77,15 +80,18 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
                               STATS *st) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        T c = 0, rest = 0;
-#pragma omp simd reduction(+ : c, rest)
+        /* all: every term; rest: the terms of entries below the max. The
+         * entries at the max add exactly 1 each to all, so all - rest is
+         * their count plus rounding errors far below 1/2 (<= 256 terms). */
+        T all = 0, rest = 0;
+#pragma omp simd reduction(+ : all, rest)
         for (ptrdiff_t i = j0; i < j1; i++) {
-            T t = EXPSUM(x[i] - m);
-            int at_max = x[i] == m;
-            rest += at_max ? (T)0 : t;
-            c += at_max ? (T)1 : (T)0;
+            T d = x[i] - m;
+            T t = EXPSUM(d);
+            all += t;
+            rest += d != 0 ? t : (T)0;
         }
-        st->c += (double)c;
+        st->c += rint((double)all - (double)rest);
         st->rest += (double)rest;
     }
 }
@@ -988,6 +994,7 @@ int API(lsm_exp_)(ptrdiff_t n, const T *x, ptrdiff_t xs, T *y, ptrdiff_t ys) {
 #undef CHECK_ARGS
 #undef STATS
 #undef T_INF
+#undef ITYPE
 #undef EXP
 #undef API
 #undef FN

@@ -18,7 +18,8 @@ __all__ = [
 ]
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
+              out=None):
     """Compute ``log(sum(b * exp(a)))`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.logsumexp`: same
@@ -41,6 +42,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     return_sign : bool, optional
         If True, return ``(res, sign)`` where ``res = log|sum|`` and ``sign``
         is +1, -1, 0 (or nan). If False, a negative sum gives nan.
+    out : ndarray or tuple of two ndarrays, optional
+        Where to put the result (keyword only; ``(res, sign)`` with
+        `return_sign`): arrays of the result's shape to which its dtype casts
+        with ``casting="same_kind"``. Returned in place of new arrays.
 
     Returns
     -------
@@ -67,11 +72,11 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     >>> lx.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    return _numpy.logsumexp(a, axis=axis, b=b, keepdims=keepdims,
+    return _numpy.logsumexp(a, axis=axis, b=b, keepdims=keepdims, out=out,
                             return_sign=return_sign)
 
 
-def softmax(x, axis=None):
+def softmax(x, axis=None, *, out=None):
     """Compute ``exp(x) / sum(exp(x))`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.softmax`.
@@ -84,6 +89,10 @@ def softmax(x, axis=None):
         raises TypeError, as in SciPy.
     axis : None or int or tuple of ints, optional
         Axes to normalise over; ``None`` (default) means all axes.
+    out : ndarray, optional
+        Where to put the result (keyword only): an array of `x`'s shape to
+        which the result dtype casts with ``casting="same_kind"``; it may be
+        `x` itself (an in-place call). Returned in place of a new array.
 
     Returns
     -------
@@ -98,10 +107,10 @@ def softmax(x, axis=None):
     >>> lx.softmax([0.0, 0.0, 0.0, 0.0])
     array([0.25, 0.25, 0.25, 0.25])
     """
-    return _numpy.softmax(x, axis=axis)
+    return _numpy.softmax(x, axis=axis, out=out)
 
 
-def log_softmax(x, axis=None):
+def log_softmax(x, axis=None, *, out=None):
     """Compute ``x - logsumexp(x)`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.log_softmax`, more
@@ -114,6 +123,10 @@ def log_softmax(x, axis=None):
         Input array (dtype rules as :func:`softmax`).
     axis : None or int or tuple of ints, optional
         Axes to normalise over; ``None`` (default) means all axes.
+    out : ndarray, optional
+        Where to put the result (keyword only): an array of `x`'s shape to
+        which the result dtype casts with ``casting="same_kind"``; it may be
+        `x` itself (an in-place call). Returned in place of a new array.
 
     Returns
     -------
@@ -128,10 +141,10 @@ def log_softmax(x, axis=None):
     >>> float(lx.log_softmax([0.0, -40.0])[0])
     -4.248354255291589e-18
     """
-    return _numpy.log_softmax(x, axis=axis)
+    return _numpy.log_softmax(x, axis=axis, out=out)
 
 
-def log_softmax_jvp(x, v, axis=None):
+def log_softmax_jvp(x, v, axis=None, *, out=None):
     """Primal and tangent of log_softmax, in one fused pass.
 
     Parameters
@@ -142,6 +155,9 @@ def log_softmax_jvp(x, v, axis=None):
         Tangent, same shape as `x`.
     axis : None or int or tuple of ints, optional
         Axes log_softmax normalises over.
+    out : tuple of two ndarrays, optional
+        Where to put ``(y, dy)`` (keyword only), as for :func:`log_softmax`;
+        ``out=(x, v)`` overwrites the inputs.
 
     Returns
     -------
@@ -158,10 +174,10 @@ def log_softmax_jvp(x, v, axis=None):
     >>> dy
     array([-1.,  1.])
     """
-    return _numpy.log_softmax_jvp(x, v, axis=axis)
+    return _numpy.log_softmax_jvp(x, v, axis=axis, out=out)
 
 
-def log_softmax_vjp(y, g, axis=None):
+def log_softmax_vjp(y, g, axis=None, *, out=None):
     """Vector-Jacobian product of log_softmax, from its output.
 
     Parameters
@@ -172,6 +188,9 @@ def log_softmax_vjp(y, g, axis=None):
         Cotangent (gradient with respect to `y`), same shape as `y`.
     axis : None or int or tuple of ints, optional
         Axes log_softmax normalised over.
+    out : ndarray, optional
+        Where to put the result (keyword only), as for :func:`log_softmax`;
+        it may be `y` or `g`.
 
     Returns
     -------
@@ -186,4 +205,4 @@ def log_softmax_vjp(y, g, axis=None):
     >>> lx.log_softmax_vjp(np.log([0.5, 0.5]), [1.0, 0.0])
     array([ 0.5, -0.5])
     """
-    return _numpy.log_softmax_vjp(y, g, axis=axis)
+    return _numpy.log_softmax_vjp(y, g, axis=axis, out=out)

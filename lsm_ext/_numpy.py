@@ -225,7 +225,19 @@ def _fast_lse(a, axis, keepdims):
     return res[()] if res.ndim == 0 else res
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None):
+    if out is not None:
+        res = logsumexp(a, axis, b, keepdims, return_sign)
+        outs = _check_out(out, 2 if return_sign else 1, np.shape(res[0] if
+                          return_sign else res), "logsumexp")
+        for o, r in zip(outs, res if return_sign else (res,)):
+            if not np.can_cast(np.asarray(r).dtype, o.dtype, casting="same_kind"):
+                raise TypeError(
+                    f"logsumexp: cannot cast the result from {np.asarray(r).dtype} "
+                    f"to out's {o.dtype} with casting rule 'same_kind'"
+                )
+            np.copyto(o, r, casting="same_kind")
+        return out
     if b is None and not return_sign:
         r = _fast_lse(a, axis, keepdims)
         if r is not None:
@@ -324,13 +336,48 @@ def _prepare(x, name, others=()):
     return arrs, rdt, _compute_dtype(rdt), arrs[0].ndim == 0
 
 
-def _elementwise(kernel, name, axis, arrays, n_out):
+def _check_out(out, n_out, shape, name):
+    """out= as a list of n_out arrays of the given shape (errors as NumPy)."""
+    outs = list(out) if isinstance(out, tuple) else [out]
+    if len(outs) != n_out:
+        raise ValueError(f"{name}: out must be a tuple of {n_out} arrays")
+    for o in outs:
+        if not isinstance(o, np.ndarray):
+            raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(o).__name__}")
+        if o.shape != shape:
+            raise ValueError(
+                f"{name}: out has shape {o.shape}, expected {shape}"
+            )
+        if not o.flags.writeable:
+            raise ValueError(f"{name}: out is a read-only array")
+    if n_out == 2 and np.shares_memory(outs[0], outs[1]):
+        raise ValueError(f"{name}: the arrays of out must not overlap each other")
+    return outs
+
+
+def _same_memory(a, b):
+    """a and b are the same elements in the same layout (an in-place call)."""
+    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _elementwise(kernel, name, axis, arrays, n_out, out=None):
     """Run an elementwise kernel (softmax, log_softmax, jvp, vjp) over `axis`."""
     arrs, rdt, cdt, scalar = arrays
+    if out is not None:
+        outs_user = _check_out(out, n_out, arrs[0].shape, name)
     if scalar:
         arrs = [a.reshape(1) for a in arrs]
     shape = arrs[0].shape
     axes = _axes(axis, len(shape))
+    if out is not None:
+        for o in outs_user:  # NumPy's rule for ufunc outputs
+            if not np.can_cast(rdt, o.dtype, casting="same_kind"):
+                raise TypeError(
+                    f"{name}: cannot cast the result from {rdt} to out's "
+                    f"{o.dtype} with casting rule 'same_kind'"
+                )
+    direct = None  # kernel views of out when the kernel can write into it
     if arrs[0].size == 0:
         outs = tuple(np.empty(shape, dtype=rdt) for _ in range(n_out))
     elif cdt is None:
@@ -341,18 +388,51 @@ def _elementwise(kernel, name, axis, arrays, n_out):
         xs = [_as_kernel_array(a, cdt) for a in arrs]
         perm, _, dims = _plan(shape, xs[0].strides, axes,
                               all(a.flags.c_contiguous for a in xs))
+        if out is not None:
+            direct = _out_views(outs_user, xs, perm, dims, cdt, rdt, scalar)
+            if direct is not None:
+                # inputs that overlap out other than exactly are copied first
+                xs = [a.copy() if any(np.may_share_memory(a, o)
+                                      and not _same_memory(a, o.reshape(a.shape))
+                                      for o in outs_user) else a
+                      for a in xs]
         ins3 = [_view3(a, perm, dims) for a in xs]
+        if direct is not None:
+            kernel(*ins3, *direct)
+            return out
         outs, outs3 = [], []
         for _ in range(n_out):
             buf, res = _empty_like_perm(xs[0], perm, cdt)
             outs.append(res)
             outs3.append(buf.reshape(dims))
         kernel(*ins3, *outs3)
-        if rdt != cdt:
+        if rdt != cdt and out is None:
             outs = [o.astype(rdt) for o in outs]
+    if out is not None:
+        for o, r in zip(outs_user, outs):
+            np.copyto(o, r.reshape(o.shape), casting="same_kind")
+        return out
     if scalar:
         outs = [o.reshape(())[()] for o in outs]
     return tuple(outs) if n_out > 1 else outs[0]
+
+
+def _out_views(outs_user, xs, perm, dims, cdt, rdt, scalar):
+    """(outer, n, inner) views of the user's out arrays that the kernel can
+    write into, or None (then the result is computed apart and copied)."""
+    views = []
+    for o in outs_user:
+        if o.dtype != cdt or cdt != rdt or not o.flags.aligned:
+            return None
+        if scalar:
+            o = o.reshape(1)
+        v = _view3(o, perm, dims)
+        if not np.may_share_memory(v, o):  # the reshape had to copy
+            return None
+        views.append(v)
+    if len(views) == 2 and np.may_share_memory(views[0], views[1]):
+        return None
+    return views
 
 
 def _fast(kernel, axis, arrs, n_out):
@@ -394,43 +474,50 @@ def _fast(kernel, axis, arrs, n_out):
     return outs
 
 
-def softmax(x, axis=None):
-    r = _fast(_core.softmax, axis, (x,), 1)
-    if r is not None:
-        return r[0]
-    return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1)
+def softmax(x, axis=None, out=None):
+    if out is None:
+        r = _fast(_core.softmax, axis, (x,), 1)
+        if r is not None:
+            return r[0]
+    return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1,
+                        out)
 
 
-def log_softmax(x, axis=None):
-    r = _fast(_core.log_softmax, axis, (x,), 1)
-    if r is not None:
-        return r[0]
+def log_softmax(x, axis=None, out=None):
+    if out is None:
+        r = _fast(_core.log_softmax, axis, (x,), 1)
+        if r is not None:
+            return r[0]
     return _elementwise(
-        _core.log_softmax, "log_softmax", axis, _prepare(x, "log_softmax"), 1
+        _core.log_softmax, "log_softmax", axis, _prepare(x, "log_softmax"), 1, out
     )
 
 
-def log_softmax_jvp(x, v, axis=None):
-    r = _fast(_core.log_softmax_jvp, axis, (x, v), 2)
-    if r is not None:
-        return tuple(r)
+def log_softmax_jvp(x, v, axis=None, out=None):
+    if out is None:
+        r = _fast(_core.log_softmax_jvp, axis, (x, v), 2)
+        if r is not None:
+            return tuple(r)
     return _elementwise(
         _core.log_softmax_jvp,
         "log_softmax_jvp",
         axis,
         _prepare(x, "log_softmax_jvp", (v,)),
         2,
+        out,
     )
 
 
-def log_softmax_vjp(y, g, axis=None):
-    r = _fast(_core.log_softmax_vjp, axis, (y, g), 1)
-    if r is not None:
-        return r[0]
+def log_softmax_vjp(y, g, axis=None, out=None):
+    if out is None:
+        r = _fast(_core.log_softmax_vjp, axis, (y, g), 1)
+        if r is not None:
+            return r[0]
     return _elementwise(
         _core.log_softmax_vjp,
         "log_softmax_vjp",
         axis,
         _prepare(y, "log_softmax_vjp", (g,)),
         1,
+        out,
     )

@@ -188,6 +188,19 @@ static const T *FN(gather_)(const T *p, ptrdiff_t s, ptrdiff_t n,
     return buf;
 }
 
+/* gather_ for the input of a pass that writes its output as it goes: a copy
+ * in buf also when contiguous if the output is the same memory (in-place
+ * calls, out= x), so that reads never see written values and restrict
+ * holds. */
+static const T *FN(load_)(const T *p, ptrdiff_t s, ptrdiff_t n,
+                          T *restrict buf, int aliased) {
+    if (s == 1 && aliased) {
+        memcpy(buf, p, (size_t)n * sizeof(T));
+        return buf;
+    }
+    return FN(gather_)(p, s, n, buf);
+}
+
 static void FN(scatter_)(const T *restrict buf, ptrdiff_t n, T *p,
                          ptrdiff_t s) {
     if (s == 1) {
@@ -566,13 +579,18 @@ static int FN(short_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *s) {
 static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
                                 const T *x, const T *v, T *y, T *dy, T *out,
                                 ptrdiff_t os) {
+    T bx[LSM_CHUNK], bv[LSM_CHUNK];
+    /* in place: blocks of x (v) are copied before y (dy) overwrites them */
+    const int x_aliased = y && (x == y || x == dy);
+    const int v_aliased = v && (v == y || v == dy);
     ptrdiff_t R = LSM_CHUNK / n;
     for (ptrdiff_t r0 = 0; r0 < outer; r0 += R) {
         ptrdiff_t rb = outer - r0 < R ? outer - r0 : R;
         ptrdiff_t e0 = r0 * n;
-        FN(short_block_)(op, rb, n, x + e0, v ? v + e0 : NULL,
-                         y ? y + e0 : NULL, dy ? dy + e0 : NULL,
-                         out ? out + r0 * os : NULL, os);
+        const T *xb = FN(load_)(x + e0, 1, rb * n, bx, x_aliased);
+        const T *vb = v ? FN(load_)(v + e0, 1, rb * n, bv, v_aliased) : NULL;
+        FN(short_block_)(op, rb, n, xb, vb, y ? y + e0 : NULL,
+                         dy ? dy + e0 : NULL, out ? out + r0 * os : NULL, os);
     }
 }
 
@@ -696,7 +714,7 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
     double c = 0, rest = 0;
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
         ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-        const T *xc = FN(gather_)(x + i0 * sx, sx, len, bx);
+        const T *xc = FN(load_)(x + i0 * sx, sx, len, bx, x == y);
         T *yc = FN(dest_)(y + i0 * sy, sy, by);
         for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
             const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
@@ -762,12 +780,14 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             T q = (T)(st.tv / (st.c + st.rest));
             for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
                 ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-                const T *xc = FN(gather_)(xr + i0 * xs[1], xs[1], len, bx);
+                const T *xc = FN(load_)(xr + i0 * xs[1], xs[1], len, bx,
+                                        xr == yr || xr == dyr);
                 T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
                 if (op == 1) {
                     FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
                 } else {
-                    const T *vc = FN(gather_)(vr + i0 * vs[1], vs[1], len, bv);
+                    const T *vc = FN(load_)(vr + i0 * vs[1], vs[1], len, bv,
+                                            vr == yr || vr == dyr);
                     T *dyc = FN(dest_)(dyr + i0 * dys[1], dys[1], bdy);
                     FN(chunk_jvp_)(xc, vc, len, st.m, (T)lm, q, yc, dyc);
                     FN(scatter_)(dyc, len, dyr + i0 * dys[1], dys[1]);
@@ -786,6 +806,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
     T m[LSM_COLS], lm[LSM_COLS], d[LSM_COLS], q[LSM_COLS];
+    T bx[LSM_COLS], bv[LSM_COLS];
     double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
     unsigned char special[LSM_COLS];
     ptrdiff_t W = FN(block_width_)(n, inner);
@@ -799,18 +820,38 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
                             tv);
             FN(cols_finish_)(w, m, c, rest, lm, d, special);
-            int any_special = 0;
             for (ptrdiff_t k = 0; k < w; k++) {
-                q[k] = special[k] ? (T)0 : (T)(tv[k] / (c[k] + rest[k]));
-                any_special |= special[k];
-                if (special[k]) { /* neutral values, fixed up below */
-                    m[k] = 0;
-                    lm[k] = 0;
-                    d[k] = 1;
+                if (!special[k]) {
+                    q[k] = (T)(tv[k] / (c[k] + rest[k]));
+                    continue;
+                }
+                /* a column whose max is +-inf (or nan only): values that make
+                 * the loop below give scipy's answers -- m = +inf (no nan in
+                 * the column, max +inf): y = nan where x = +inf, -inf
+                 * elsewhere; m = nan otherwise: y = nan everywhere; softmax
+                 * and dy are nan everywhere */
+                int nan_seen = 0;
+                T mk = -T_INF;
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    T xj = xb[j * xs[1] + k];
+                    nan_seen |= xj != xj;
+                    mk = xj > mk ? xj : mk;
+                }
+                m[k] = (mk == T_INF && !nan_seen) ? T_INF : (T)NAN;
+                lm[k] = 0;
+                d[k] = 1;
+                q[k] = (T)NAN;
+                if (op == 0) {
+                    m[k] = (T)NAN;
                 }
             }
+            /* in place (y or dy the same memory as x or v): each row of the
+             * inputs is copied before the outputs overwrite it */
+            const int x_aliased = xb == yb || xb == dyb;
+            const int v_aliased = vb && (vb == yb || vb == dyb);
             for (ptrdiff_t j = 0; j < n; j++) {
-                const T *restrict xr = xb + j * xs[1];
+                const T *restrict xr =
+                    FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
                 T *restrict yr = yb + j * ys[1];
                 if (op == 0) {
 #pragma omp simd
@@ -823,36 +864,14 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         yr[k] = (xr[k] - m[k]) - lm[k];
                     }
                 } else {
-                    const T *restrict vr = vb + j * vs[1];
+                    const T *restrict vr =
+                        FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
                     T *restrict dyr = dyb + j * dys[1];
 #pragma omp simd
                     for (ptrdiff_t k = 0; k < w; k++) {
                         yr[k] = (xr[k] - m[k]) - lm[k];
                         dyr[k] = vr[k] - q[k];
                     }
-                }
-            }
-            if (!any_special) {
-                continue;
-            }
-            for (ptrdiff_t k = 0; k < w; k++) {
-                if (!special[k]) {
-                    continue;
-                }
-                /* recompute this column's true max for the special path */
-                T mk = -T_INF;
-                for (ptrdiff_t j = 0; j < n; j++) {
-                    T xj = xb[j * xs[1] + k];
-                    mk = xj > mk ? xj : mk;
-                }
-                if (op == 0) {
-                    FN(fill_)(yb + k, ys[1], n, (T)NAN);
-                } else {
-                    FN(special_log_softmax_)(xb + k, xs[1], n, mk, yb + k,
-                                             ys[1]);
-                }
-                if (dyb) {
-                    FN(fill_)(dyb + k, dys[1], n, (T)NAN);
                 }
             }
         }
@@ -940,8 +959,10 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                     sT[k] = (T)s[k];
                 }
                 for (ptrdiff_t j = 0; j < n; j++) {
-                    const T *restrict yr = yb + j * ys[1];
-                    const T *restrict gr = gb + j * gs[1];
+                    const T *restrict yr = FN(load_)(yb + j * ys[1], 1, w, by,
+                                                     yb == db);
+                    const T *restrict gr = FN(load_)(gb + j * gs[1], 1, w, bg,
+                                                     gb == db);
                     T *restrict dr = db + j * dxs[1];
 #pragma omp simd
                     for (ptrdiff_t k = 0; k < w; k++) {
@@ -965,8 +986,10 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             }
             for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
                 ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-                const T *yc = FN(gather_)(yr + i0 * ys[1], ys[1], len, by);
-                const T *gc = FN(gather_)(gr + i0 * gs[1], gs[1], len, bg);
+                const T *yc = FN(load_)(yr + i0 * ys[1], ys[1], len, by,
+                                        yr == dr);
+                const T *gc = FN(load_)(gr + i0 * gs[1], gs[1], len, bg,
+                                        gr == dr);
                 T *dc = FN(dest_)(dr + i0 * dxs[1], dxs[1], bd);
                 FN(chunk_vjp_)(yc, gc, len, (T)s, dc);
                 FN(scatter_)(dc, len, dr + i0 * dxs[1], dxs[1]);

@@ -321,6 +321,62 @@ static void check_args(void) {
           "NULL input rejected");
 }
 
+/* In-place calls (output = input, same pointer and strides) give exactly the
+ * out-of-place results, on the short-row, row and column paths, with an inf
+ * and a nan row/column among regular ones. */
+#define DEFINE_CHECK_IN_PLACE(T, SFX)                                          \
+    static void check_in_place_##SFX(ptrdiff_t outer, ptrdiff_t n,             \
+                                     ptrdiff_t inner) {                        \
+        const ptrdiff_t N = outer * n * inner;                                 \
+        const ptrdiff_t s[3] = {n * inner, inner, 1};                          \
+        T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
+        T *y = malloc(sizeof(T) * (size_t)N), *d = malloc(sizeof(T) * (size_t)N); \
+        T *a = malloc(sizeof(T) * (size_t)N), *b = malloc(sizeof(T) * (size_t)N); \
+        for (ptrdiff_t i = 0; i < N; i++) {                                    \
+            x[i] = (T)(4 * nrand());                                           \
+            v[i] = (T)nrand();                                                 \
+        }                                                                      \
+        x[0] = (T)INFINITY;                                                    \
+        x[N - 1] = (T)NAN;                                                     \
+        for (int op = 0; op < 4; op++) {                                       \
+            memcpy(a, x, sizeof(T) * (size_t)N);                               \
+            memcpy(b, v, sizeof(T) * (size_t)N);                               \
+            int ok = 1;                                                        \
+            if (op == 0) {                                                     \
+                lsm_softmax_##SFX(outer, n, inner, x, s, y, s);                \
+                lsm_softmax_##SFX(outer, n, inner, a, s, a, s);                \
+            } else if (op == 1) {                                              \
+                lsm_log_softmax_##SFX(outer, n, inner, x, s, y, s);            \
+                lsm_log_softmax_##SFX(outer, n, inner, a, s, a, s);            \
+            } else if (op == 2) { /* y over v, dy over x: crossed */           \
+                lsm_log_softmax_jvp_##SFX(outer, n, inner, x, s, v, s, y, s,   \
+                                          d, s);                               \
+                lsm_log_softmax_jvp_##SFX(outer, n, inner, a, s, b, s, b, s,   \
+                                          a, s);                               \
+                ok = memcmp(a, d, sizeof(T) * (size_t)N) == 0;                 \
+                memcpy(a, b, sizeof(T) * (size_t)N);                           \
+            } else {                                                           \
+                lsm_log_softmax_vjp_##SFX(outer, n, inner, x, s, v, s, y, s);  \
+                lsm_log_softmax_vjp_##SFX(outer, n, inner, a, s, b, s, a, s);  \
+            }                                                                  \
+            ok = ok && memcmp(a, y, sizeof(T) * (size_t)N) == 0;               \
+            CHECK(ok, "in place == out of place: " #SFX                        \
+                      " op %d (%td, %td, %td)", op, outer, n, inner);          \
+        }                                                                      \
+        free(x); free(v); free(y); free(d); free(a); free(b);                  \
+    }
+DEFINE_CHECK_IN_PLACE(double, f64)
+DEFINE_CHECK_IN_PLACE(float, f32)
+
+static void check_in_place(void) {
+    const ptrdiff_t shapes[][3] = {
+        {301, 7, 1}, {3, 1000, 1}, {2, 3000, 1}, {2, 50, 300}, {1, 9, 2000}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_in_place_f64(shapes[i][0], shapes[i][1], shapes[i][2]);
+        check_in_place_f32(shapes[i][0], shapes[i][1], shapes[i][2]);
+    }
+}
+
 int main(void) {
     printf("isa: %s\n", lsm_isa());
     const ptrdiff_t ns[] = {1, 2, 7, 8, 33, 64, 65, 1000, 1025, 5000};
@@ -336,6 +392,7 @@ int main(void) {
     check_special_rows();
     check_exp();
     check_args();
+    check_in_place();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
 }

@@ -6,10 +6,15 @@
 Every time is the median of several repeats, measured side by side in one
 run; ratios are what to read, since machines are shared and noisy:
 
-* ``floor`` -- lsm_ext time / the bandwidth floor on the same bytes:
-  ``np.sum`` (read only) for logsumexp, ``np.copyto`` (read + write) for
-  softmax and log_softmax, two copies for the JVP and VJP (2 reads, 2 or 1
-  writes);
+* ``lsm_ext ms`` -- a plain call, which allocates its result (as SciPy's);
+* ``out= ms`` -- the same call writing into preallocated arrays (``out=``);
+* ``floor`` -- the ``out=`` time / the bandwidth floor on the same bytes,
+  into the same kind of preallocated array: ``np.sum`` (read only) for
+  logsumexp, ``np.copyto`` (read + write) for softmax and log_softmax, two
+  copies for the JVP and VJP (2 reads, 2 or 1 writes). (Results too large
+  for the allocator's free lists come fresh from the kernel, which zeroes
+  them on first touch: for 64 MB that costs about as much as a copy, which
+  is why ``out=`` is the fair comparison with the floor);
 * ``xSciPy`` -- SciPy time / lsm_ext time (scipy.special; for the JVP the
   composition log_softmax + softmax, for the VJP a NumPy formula);
 * ``xNumPy`` -- a NumPy max-shift implementation's time / lsm_ext time.
@@ -102,8 +107,10 @@ def self_check():
 
 
 def _cases(x, v, axis, sp):
-    """(op, lsm_ext fn, floor fn, scipy fn or None, numpy fn) for one array."""
+    """(op, lsm_ext fn, lsm_ext out= fn, floor fn, scipy fn or None, numpy fn)
+    for one array."""
     o1, o2 = np.empty_like(x), np.empty_like(x)
+    r1 = np.empty_like(lx.logsumexp(x, axis=axis))
 
     def copy1():
         np.copyto(o1, x)
@@ -119,21 +126,26 @@ def _cases(x, v, axis, sp):
         return make() if sp is not None else None
 
     return [
-        ("logsumexp", lambda: lx.logsumexp(x, axis=axis), read1,
+        ("logsumexp", lambda: lx.logsumexp(x, axis=axis),
+         lambda: lx.logsumexp(x, axis=axis, out=r1), read1,
          sp_or_none(lambda: lambda: sp.logsumexp(x, axis=axis)),
          lambda: _np_logsumexp(x, axis)),
-        ("softmax", lambda: lx.softmax(x, axis=axis), copy1,
+        ("softmax", lambda: lx.softmax(x, axis=axis),
+         lambda: lx.softmax(x, axis=axis, out=o1), copy1,
          sp_or_none(lambda: lambda: sp.softmax(x, axis=axis)),
          lambda: _np_softmax(x, axis)),
-        ("log_softmax", lambda: lx.log_softmax(x, axis=axis), copy1,
+        ("log_softmax", lambda: lx.log_softmax(x, axis=axis),
+         lambda: lx.log_softmax(x, axis=axis, out=o1), copy1,
          sp_or_none(lambda: lambda: sp.log_softmax(x, axis=axis)),
          lambda: _np_log_softmax(x, axis)),
-        ("jvp", lambda: lx.log_softmax_jvp(x, v, axis=axis), copy2,
+        ("jvp", lambda: lx.log_softmax_jvp(x, v, axis=axis),
+         lambda: lx.log_softmax_jvp(x, v, axis=axis, out=(o1, o2)), copy2,
          sp_or_none(lambda: lambda: (sp.log_softmax(x, axis=axis),
                                      v - np.sum(sp.softmax(x, axis=axis) * v,
                                                 axis=axis, keepdims=True))),
          lambda: _np_jvp(x, v, axis)),
-        ("vjp", lambda: lx.log_softmax_vjp(x, v, axis=axis), copy2, None,
+        ("vjp", lambda: lx.log_softmax_vjp(x, v, axis=axis),
+         lambda: lx.log_softmax_vjp(x, v, axis=axis, out=o1), copy2, None,
          lambda: _np_vjp(x, v, axis)),
     ]
 
@@ -145,7 +157,7 @@ def benchmark(shapes, repeat, out=sys.stdout):
         sp = None
     rng = np.random.default_rng(0)
     header = (f"{'op':<12}{'dtype':<9}{'shape':<18}{'axis':<6}{'lsm_ext ms':>11}"
-              f"{'floor':>8}{'xSciPy':>8}{'xNumPy':>8}")
+              f"{'out= ms':>9}{'floor':>8}{'xSciPy':>8}{'xNumPy':>8}")
     print(header, file=out)
     print("-" * len(header), file=out)
     rows = []
@@ -153,15 +165,17 @@ def benchmark(shapes, repeat, out=sys.stdout):
         for dt in (np.float32, np.float64):
             x = rng.standard_normal(shape).astype(dt)
             v = rng.standard_normal(shape).astype(dt)
-            for op, ours, floor, scipy_fn, numpy_fn in _cases(x, v, axis, sp):
+            for op, ours, ours_out, floor, scipy_fn, numpy_fn in _cases(x, v, axis,
+                                                                        sp):
                 t = _median_time(ours, repeat)
+                to = _median_time(ours_out, repeat)
                 f = _median_time(floor, repeat)
                 s = _median_time(scipy_fn, max(3, repeat // 2)) if scipy_fn else None
                 n = _median_time(numpy_fn, max(3, repeat // 2))
-                rows.append((op, np.dtype(dt).name, shape, axis, t, t / f,
+                rows.append((op, np.dtype(dt).name, shape, axis, t, to / f,
                              s / t if s else None, n / t))
                 print(f"{op:<12}{np.dtype(dt).name:<9}{str(shape):<18}{str(axis):<6}"
-                      f"{t * 1e3:>11.3f}{t / f:>8.2f}"
+                      f"{t * 1e3:>11.3f}{to * 1e3:>9.3f}{to / f:>8.2f}"
                       f"{(s / t if s else float('nan')):>8.1f}{n / t:>8.1f}",
                       file=out, flush=True)
     return rows

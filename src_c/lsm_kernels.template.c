@@ -121,7 +121,7 @@ static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
         T c = 0, rest = 0, tv = 0;
 #pragma omp simd reduction(+ : c, rest, tv)
         for (ptrdiff_t i = j0; i < j1; i++) {
-            T t = EXP(x[i] - m);
+            T t = EXPSUM(x[i] - m); /* as log_softmax's sum: same y */
             int at_max = x[i] == m;
             rest += at_max ? (T)0 : t;
             c += at_max ? (T)1 : (T)0;
@@ -394,7 +394,7 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                 const T *restrict q = vbase + j * vs;
 #pragma omp simd
                 for (ptrdiff_t k = 0; k < w; k++) {
-                    T t = EXP(r[k] - mm[k]);
+                    T t = EXPSUM(r[k] - mm[k]);
                     int at_max = r[k] == mm[k];
                     rr[k] += at_max ? (T)0 : t;
                     cc[k] += at_max ? (T)1 : (T)0;
@@ -488,7 +488,7 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
         if (op == 2) { /* dy holds t * v until the end */
 #pragma omp simd
             for (ptrdiff_t i = 0; i < N; i++) {
-                T t = EXP(x[i] - mb[i]);
+                T t = EXPSUM(x[i] - mb[i]);
                 int at_max = x[i] == mb[i];
                 tb[i] = at_max ? (T)0 : t;
                 cb[i] = at_max ? (T)1 : (T)0;

@@ -1397,6 +1397,23 @@ def test_prop_softmax_log_softmax(xa):
                     rtol=1e-4 if x.dtype == np.float32 else 1e-12, atol=tiny)
 
 
+@pytest.mark.parametrize("shape,axis", [((2,), None), ((300, 2), 0),
+                                        ((3, 2000), 1), ((40, 2), 1)])
+def test_jvp_primal_equals_log_softmax_subnormal_terms(shape, axis):
+    # found by hypothesis: float32 [0, -88] has a subnormal term exp(-88);
+    # the JVP's sum dropped it differently from log_softmax's, so y differed
+    # in the last bit (-6.05e-39 vs 0). Both sums now treat it alike.
+    x = np.zeros(shape, np.float32)
+    if axis == 0:
+        x[1:] = -88
+    else:
+        x[..., 1:] = -88
+    y, _ = lx.log_softmax_jvp(x, np.ones_like(x), axis=axis)
+    assert_array_equal(y, lx.log_softmax(x, axis=axis))
+    assert_allclose(y, sc.log_softmax(x.astype(np.float64), axis=axis),
+                    rtol=1e-6, atol=1e-37)
+
+
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes(), st.data())

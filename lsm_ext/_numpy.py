@@ -189,10 +189,11 @@ def _finish(res, axes, keepdims, ndim_in):
 # -------------------------------------------------------------- logsumexp
 
 
-def _fast_lse(a, axis, keepdims):
-    """logsumexp without b and return_sign on a C-contiguous, aligned
-    float32/float64 ndarray over one int axis or all: the result, or None
-    when the general path must run."""
+def _fast_dims(a, axis):
+    """(outer, n, inner) for the common case, found in few steps: a
+    C-contiguous, aligned float32/float64 ndarray, reduced over one int axis
+    or all (None). None when the general path must run (it also raises the
+    errors)."""
     if type(a) is not np.ndarray:
         return None
     dt = a.dtype
@@ -207,21 +208,29 @@ def _fast_lse(a, axis, keepdims):
     if not (fl.c_contiguous and fl.aligned):
         return None
     if axis is None:
-        buf = np.empty((1, 1), dt)
-        _core.logsumexp(a.reshape((1, size, 1)), buf)
-        return buf.reshape((1,) * nd) if keepdims else buf[0, 0]
+        return (1, size, 1)
     if type(axis) is not int or not -nd <= axis < nd:
         return None
     ax = axis + nd if axis < 0 else axis
     n = shape[ax]
     inner = prod(shape[ax + 1 :]) if ax + 1 < nd else 1
-    outer = size // (n * inner)
-    buf = np.empty((outer, inner), dt)
-    _core.logsumexp(a.reshape((outer, n, inner)), buf)
-    if keepdims:
-        res = buf.reshape(shape[:ax] + (1,) + shape[ax + 1 :])
-    else:
-        res = buf.reshape(shape[:ax] + shape[ax + 1 :])
+    return (size // (n * inner), n, inner)
+
+
+def _fast_lse(a, axis, keepdims):
+    """logsumexp without b and return_sign in the common case of _fast_dims:
+    the result, or None when the general path must run."""
+    dims = _fast_dims(a, axis)
+    if dims is None:
+        return None
+    buf = np.empty((dims[0], dims[2]), a.dtype)
+    _core.logsumexp(a.reshape(dims), buf)
+    shape = a.shape
+    if axis is None:
+        return buf.reshape((1,) * len(shape)) if keepdims else buf[0, 0]
+    ax = axis + len(shape) if axis < 0 else axis
+    kept = (1,) if keepdims else ()
+    res = buf.reshape(shape[:ax] + kept + shape[ax + 1 :])
     return res[()] if res.ndim == 0 else res
 
 
@@ -436,39 +445,19 @@ def _out_views(outs_user, xs, perm, dims, cdt, rdt, scalar):
 
 
 def _fast(kernel, axis, arrs, n_out):
-    """The common case in few steps: ndarrays of one kernel dtype and shape,
-    C-contiguous and aligned, a single int axis (or None). Returns the
-    outputs, or None when the general path must run (it also raises the
-    errors)."""
+    """The elementwise kernels in the common case of _fast_dims (all arrays
+    alike): the outputs, or None when the general path must run."""
     a = arrs[0]
-    if type(a) is not np.ndarray:
+    dims = _fast_dims(a, axis)
+    if dims is None:
         return None
-    dt = a.dtype
-    if not (dt == _F64 or dt == _F32):
-        return None
-    shape = a.shape
-    nd = len(shape)
-    size = a.size
-    if nd == 0 or size == 0:
-        return None
-    fl = a.flags
-    if not (fl.c_contiguous and fl.aligned):
-        return None
+    dt, shape = a.dtype, a.shape
     for o in arrs[1:]:
         if type(o) is not np.ndarray or o.dtype != dt or o.shape != shape:
             return None
         fl = o.flags
         if not (fl.c_contiguous and fl.aligned):
             return None
-    if axis is None:
-        dims = (1, size, 1)
-    elif type(axis) is int and -nd <= axis < nd:
-        ax = axis + nd if axis < 0 else axis
-        n = shape[ax]
-        inner = prod(shape[ax + 1 :]) if ax + 1 < nd else 1
-        dims = (size // (n * inner), n, inner)
-    else:
-        return None
     outs = [np.empty(shape, dt) for _ in range(n_out)]
     kernel(*[o.reshape(dims) for o in arrs], *[o.reshape(dims) for o in outs])
     return outs

@@ -236,15 +236,12 @@ def _fast_lse(a, axis, keepdims):
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None):
     if out is not None:
+        # the result is reduced (small): computed apart, then copied
         res = logsumexp(a, axis, b, keepdims, return_sign)
-        outs = _check_out(out, 2 if return_sign else 1, np.shape(res[0] if
-                          return_sign else res), "logsumexp")
-        for o, r in zip(outs, res if return_sign else (res,)):
-            if not np.can_cast(np.asarray(r).dtype, o.dtype, casting="same_kind"):
-                raise TypeError(
-                    f"logsumexp: cannot cast the result from {np.asarray(r).dtype} "
-                    f"to out's {o.dtype} with casting rule 'same_kind'"
-                )
+        res = res if return_sign else (res,)
+        outs = _check_out(out, [np.result_type(r) for r in res], np.shape(res[0]),
+                          "logsumexp")
+        for o, r in zip(outs, res):
             np.copyto(o, r, casting="same_kind")
         return out
     if b is None and not return_sign:
@@ -345,12 +342,14 @@ def _prepare(x, name, others=()):
     return arrs, rdt, _compute_dtype(rdt), arrs[0].ndim == 0
 
 
-def _check_out(out, n_out, shape, name):
-    """out= as a list of n_out arrays of the given shape (errors as NumPy)."""
+def _check_out(out, dtypes, shape, name):
+    """out= as a list of arrays of the given shape, one per result dtype in
+    dtypes, to which that dtype casts under NumPy's same_kind rule (errors as
+    NumPy)."""
     outs = list(out) if isinstance(out, tuple) else [out]
-    if len(outs) != n_out:
-        raise ValueError(f"{name}: out must be a tuple of {n_out} arrays")
-    for o in outs:
+    if len(outs) != len(dtypes):
+        raise ValueError(f"{name}: out must be a tuple of {len(dtypes)} arrays")
+    for o, dtype in zip(outs, dtypes):
         if not isinstance(o, np.ndarray):
             raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(o).__name__}")
         if o.shape != shape:
@@ -359,7 +358,12 @@ def _check_out(out, n_out, shape, name):
             )
         if not o.flags.writeable:
             raise ValueError(f"{name}: out is a read-only array")
-    if n_out == 2 and np.shares_memory(outs[0], outs[1]):
+        if not np.can_cast(dtype, o.dtype, casting="same_kind"):
+            raise TypeError(
+                f"{name}: cannot cast the result from {dtype} to out's "
+                f"{o.dtype} with casting rule 'same_kind'"
+            )
+    if len(outs) == 2 and np.shares_memory(outs[0], outs[1]):
         raise ValueError(f"{name}: the arrays of out must not overlap each other")
     return outs
 
@@ -374,18 +378,11 @@ def _elementwise(kernel, name, axis, arrays, n_out, out=None):
     """Run an elementwise kernel (softmax, log_softmax, jvp, vjp) over `axis`."""
     arrs, rdt, cdt, scalar = arrays
     if out is not None:
-        outs_user = _check_out(out, n_out, arrs[0].shape, name)
+        outs_user = _check_out(out, [rdt] * n_out, arrs[0].shape, name)
     if scalar:
         arrs = [a.reshape(1) for a in arrs]
     shape = arrs[0].shape
     axes = _axes(axis, len(shape))
-    if out is not None:
-        for o in outs_user:  # NumPy's rule for ufunc outputs
-            if not np.can_cast(rdt, o.dtype, casting="same_kind"):
-                raise TypeError(
-                    f"{name}: cannot cast the result from {rdt} to out's "
-                    f"{o.dtype} with casting rule 'same_kind'"
-                )
     direct = None  # kernel views of out when the kernel can write into it
     if arrs[0].size == 0:
         outs = tuple(np.empty(shape, dtype=rdt) for _ in range(n_out))
@@ -429,9 +426,11 @@ def _elementwise(kernel, name, axis, arrays, n_out, out=None):
 def _out_views(outs_user, xs, perm, dims, cdt, rdt, scalar):
     """(outer, n, inner) views of the user's out arrays that the kernel can
     write into, or None (then the result is computed apart and copied)."""
+    if cdt != rdt:
+        return None
     views = []
     for o in outs_user:
-        if o.dtype != cdt or cdt != rdt or not o.flags.aligned:
+        if o.dtype != cdt or not o.flags.aligned:
             return None
         if scalar:
             o = o.reshape(1)

@@ -485,22 +485,17 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
             y[i] = y[i] / tb[i];
         }
     } else {
-        if (op == 2) { /* dy holds t * v until the end */
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < N; i++) {
+            T t = EXPSUM(x[i] - mb[i]);
+            int at_max = x[i] == mb[i];
+            tb[i] = at_max ? (T)0 : t;
+            cb[i] = at_max ? (T)1 : (T)0;
+        }
+        if (op == 2) { /* dy holds t * v until the end; t = tb + cb exactly */
 #pragma omp simd
             for (ptrdiff_t i = 0; i < N; i++) {
-                T t = EXPSUM(x[i] - mb[i]);
-                int at_max = x[i] == mb[i];
-                tb[i] = at_max ? (T)0 : t;
-                cb[i] = at_max ? (T)1 : (T)0;
-                dy[i] = t * v[i];
-            }
-        } else {
-#pragma omp simd
-            for (ptrdiff_t i = 0; i < N; i++) {
-                T t = EXPSUM(x[i] - mb[i]);
-                int at_max = x[i] == mb[i];
-                tb[i] = at_max ? (T)0 : t;
-                cb[i] = at_max ? (T)1 : (T)0;
+                dy[i] = (tb[i] + cb[i]) * v[i];
             }
         }
         double cr[LSM_CHUNK], rr[LSM_CHUNK];

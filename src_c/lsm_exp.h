@@ -54,30 +54,19 @@ LSM_INLINE uint64_t lsm_bits_from_f64(double f) {
     return u;
 }
 
-/* e^r and the float whose low bits hold k, for exp(x) = 2^k e^r (shared by
- * the exp variants below) */
-LSM_INLINE float lsm_exp_core_f32(float x, uint32_t *kbits) {
-    const float shifter = 0x1.8p23f;
-    float kf = x * 0x1.715476p+0f + shifter; /* log2(e) */
-    *kbits = lsm_bits_from_f32(kf) - lsm_bits_from_f32(shifter);
-    kf -= shifter;
-    float r = x - kf * 0x1.63p-1f; /* ln2_hi: 9 bits, k * ln2_hi exact */
-    r = r - kf * -0x1.bd0106p-13f; /* ln 2 - ln2_hi */
+/* e^r for |r| <= ln2 / 2, as 1 + r (1 + r P(r)) (Horner: one fma per
+ * coefficient) */
+LSM_INLINE float lsm_exp_poly_f32(float r) {
     float p = 0x1.6d9968p-10f;
     p = p * r + 0x1.123dd6p-7f;
     p = p * r + 0x1.55547cp-5f;
     p = p * r + 0x1.55548ap-3f;
     p = p * r + 0x1.0p-1f;
-    return 1.0f + (r + r * r * p);
+    p = p * r + 1.0f;
+    return p * r + 1.0f;
 }
 
-LSM_INLINE double lsm_exp_core_f64(double x, uint64_t *kbits) {
-    const double shifter = 0x1.8p52;
-    double kf = x * 0x1.71547652b82fep+0 + shifter;
-    *kbits = lsm_bits_from_f64(kf) - lsm_bits_from_f64(shifter);
-    kf -= shifter;
-    double r = x - kf * 0x1.62e42feep-1; /* ln2_hi: 32 bits */
-    r = r - kf * 0x1.a39ef35793c76p-33;
+LSM_INLINE double lsm_exp_poly_f64(double r) {
     double p = 0x1.afb851f89a688p-26;
     p = p * r + 0x1.28b3c42c9d400p-22;
     p = p * r + 0x1.71ddc112aa00cp-19;
@@ -88,7 +77,36 @@ LSM_INLINE double lsm_exp_core_f64(double x, uint64_t *kbits) {
     p = p * r + 0x1.555555554f864p-5;
     p = p * r + 0x1.5555555555562p-3;
     p = p * r + 0x1.000000000000fp-1;
-    return 1.0 + (r + r * r * p);
+    p = p * r + 1.0;
+    return p * r + 1.0;
+}
+
+/* r = x - k ln 2 with kf = k as a float (Cody-Waite: k * ln2_hi is exact) */
+LSM_INLINE float lsm_exp_reduce_f32(float x, float kf) {
+    float r = x - kf * 0x1.63p-1f; /* ln2_hi: 9 bits */
+    return r - kf * -0x1.bd0106p-13f; /* ln 2 - ln2_hi */
+}
+
+LSM_INLINE double lsm_exp_reduce_f64(double x, double kf) {
+    double r = x - kf * 0x1.62e42feep-1; /* ln2_hi: 32 bits */
+    return r - kf * 0x1.a39ef35793c76p-33;
+}
+
+/* e^r and the float whose low bits hold k, for exp(x) = 2^k e^r */
+LSM_INLINE float lsm_exp_core_f32(float x, uint32_t *kbits) {
+    const float shifter = 0x1.8p23f;
+    float kf = x * 0x1.715476p+0f + shifter; /* log2(e) */
+    *kbits = lsm_bits_from_f32(kf) - lsm_bits_from_f32(shifter);
+    kf -= shifter;
+    return lsm_exp_poly_f32(lsm_exp_reduce_f32(x, kf));
+}
+
+LSM_INLINE double lsm_exp_core_f64(double x, uint64_t *kbits) {
+    const double shifter = 0x1.8p52;
+    double kf = x * 0x1.71547652b82fep+0 + shifter;
+    *kbits = lsm_bits_from_f64(kf) - lsm_bits_from_f64(shifter);
+    kf -= shifter;
+    return lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf));
 }
 
 LSM_INLINE float lsm_exp_scalar_f32(float x) {
@@ -121,17 +139,34 @@ LSM_INLINE double lsm_exp_scalar_f64(double x) {
  * exp for the terms of a sum whose largest term is 1 (x <= 0 after the max
  * shift): results below the smallest normal number are flushed to 0 (they
  * cannot change such a sum), so one scale factor suffices. nan propagates;
- * exp(-inf) = 0. Same polynomial and accuracy as lsm_exp_scalar_*.
+ * exp(-inf) = 0. Same polynomial as lsm_exp_scalar_*; where the target has
+ * a fast fma, the float32 range reduction is one fma (a few vector
+ * operations fewer per element than lsm_exp_scalar_*).
  */
 LSM_INLINE float lsm_expsum_f32(float x) {
-    uint32_t k;
-    float y = lsm_exp_core_f32(x, &k) * lsm_f32_from_bits((k + 127u) << 23);
+    /* the shifter carries the exponent bias in its low bits, so the bits of
+     * kf shifted into the exponent field are 2^k itself (k >= -126 here) */
+    const float shifter = 0x1.8p23f + 127.0f;
+    float kf = x * 0x1.715476p+0f + shifter;
+    float scale = lsm_f32_from_bits(lsm_bits_from_f32(kf) << 23);
+    kf -= shifter;
+#ifdef FP_FAST_FMAF
+    /* one fused step: its error |k| * 2e-9 is far below the exp's own
+     * condition |x| eps, so terms keep their accuracy relative to it */
+    float r = fmaf(-kf, 0x1.62e430p-1f, x);
+#else
+    float r = lsm_exp_reduce_f32(x, kf);
+#endif
+    float y = lsm_exp_poly_f32(r) * scale;
     return x < -87.0f ? 0.0f : y;
 }
 
 LSM_INLINE double lsm_expsum_f64(double x) {
-    uint64_t k;
-    double y = lsm_exp_core_f64(x, &k) * lsm_f64_from_bits((k + 1023u) << 52);
+    const double shifter = 0x1.8p52 + 1023.0;
+    double kf = x * 0x1.71547652b82fep+0 + shifter;
+    double scale = lsm_f64_from_bits(lsm_bits_from_f64(kf) << 52);
+    kf -= shifter;
+    double y = lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale;
     return x < -708.0 ? 0.0 : y;
 }
 

@@ -23,6 +23,18 @@
 /* Rows up to this length go through the packed short-row path. */
 #define LSM_SHORT 64
 
+/* Rows ahead that the column passes prefetch: rows at a large stride are
+ * each a separate short stream that the hardware prefetchers pick up late. */
+#define LSM_AHEAD 4
+
+/* A hint that the cache line at p will be read (w = 0) or written (w = 1)
+ * soon; never faults, does nothing where the compiler has no builtin. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
+#else
+#define LSM_PREFETCH(p, w) ((void)(p))
+#endif
+
 #define LSM_CAT_(a, b) a##b
 #define LSM_CAT(a, b) LSM_CAT_(a, b)
 

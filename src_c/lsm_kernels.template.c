@@ -343,6 +343,18 @@ static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
  * by side; row j of the block starts at base + j * s. Each function keeps
  * per-column state in small arrays and vectorises across columns. */
 
+/* Prefetch the w elements at p (one hint per 64-byte line). */
+static void FN(prefetch_)(const T *p, ptrdiff_t w, int write) {
+    const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
+    for (ptrdiff_t k = 0; k < w; k += step) {
+        if (write) {
+            LSM_PREFETCH(p + k, 1);
+        } else {
+            LSM_PREFETCH(p + k, 0);
+        }
+    }
+}
+
 /* Rows per chunk of a column block of width w: about 32 KB, and at most
  * 64 (terms summed in T before they are added up in double). */
 static ptrdiff_t FN(chunk_rows_)(ptrdiff_t w) {
@@ -390,6 +402,13 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
         }
         for (ptrdiff_t j = j0; j < j1; j++) {
             const T *restrict r = base + j * s;
+            /* the next chunk's rows, while this one computes */
+            if (j + J < n) {
+                FN(prefetch_)(r + J * s, w, 0);
+                if (vbase) {
+                    FN(prefetch_)(vbase + (j + J) * vs, w, 0);
+                }
+            }
             if (vbase) {
                 const T *restrict q = vbase + j * vs;
 #pragma omp simd
@@ -815,6 +834,12 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
                             tv);
             FN(cols_finish_)(w, m, c, rest, lm, d, special);
+            if (op == 0) { /* softmax multiplies by 1 / sum */
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    d[k] = (T)(1.0 / (c[k] + rest[k]));
+                }
+            }
             for (ptrdiff_t k = 0; k < w; k++) {
                 if (!special[k]) {
                     q[k] = (T)(tv[k] / (c[k] + rest[k]));
@@ -845,13 +870,22 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             const int x_aliased = xb == yb || xb == dyb;
             const int v_aliased = vb && (vb == yb || vb == dyb);
             for (ptrdiff_t j = 0; j < n; j++) {
+                if (j + LSM_AHEAD < n) {
+                    const ptrdiff_t ja = j + LSM_AHEAD;
+                    FN(prefetch_)(xb + ja * xs[1], w, 0);
+                    FN(prefetch_)(yb + ja * ys[1], w, 1);
+                    if (op == 2) {
+                        FN(prefetch_)(vb + ja * vs[1], w, 0);
+                        FN(prefetch_)(dyb + ja * dys[1], w, 1);
+                    }
+                }
                 const T *restrict xr =
                     FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
                 T *restrict yr = yb + j * ys[1];
                 if (op == 0) {
 #pragma omp simd
                     for (ptrdiff_t k = 0; k < w; k++) {
-                        yr[k] = EXP(xr[k] - m[k]) / d[k];
+                        yr[k] = EXP(xr[k] - m[k]) * d[k];
                     }
                 } else if (op == 1) {
 #pragma omp simd

@@ -18,6 +18,9 @@
 #define LSM_CHUNK 1024
 /* Elements per partial sum kept in T (a multiple of every SIMD width). */
 #define LSM_SUB 256
+/* Most segments of a row that softmax records a shift for (longer rows
+ * take segments of several chunks). */
+#define LSM_SEGS 1024
 /* Most columns processed side by side when the reduced axis is strided. */
 #define LSM_COLS 1024
 /* Rows up to this length go through the packed short-row path. */

@@ -710,51 +710,91 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return LSM_OK;
 }
 
-/* softmax of one row: the max, then t = exp(x - max) written to y while
- * summed, then y / sum; one exp per element. */
+/* softmax of one row in two passes, one exp per element. Pass 1 walks the
+ * row in segments (a few chunks at most, in cache between their two loops):
+ * the segment's max raises the running max m, then t = exp(x - m) is
+ * written to y while summed (the online state of row_stats_). Pass 2
+ * scales each segment by 1 / sum, times exp(m_seg - m) for the segments
+ * written before the row's max was reached. */
 static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
                              ptrdiff_t sy, T *restrict bx, T *restrict by) {
-    T m = -T_INF;
-    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-        m = FN(chunk_max_)(FN(gather_)(x + i0 * sx, sx, len, bx), len, m);
+    T segm[LSM_SEGS]; /* the m each segment was shifted by */
+    const ptrdiff_t chunks = (n + LSM_CHUNK - 1) / LSM_CHUNK;
+    const ptrdiff_t L = LSM_CHUNK * ((chunks + LSM_SEGS - 1) / LSM_SEGS);
+    STATS st = {-T_INF, 0, 0, 0};
+    int nan_seen = 0;
+    for (ptrdiff_t s0 = 0, g = 0; s0 < n; s0 += L, g++) {
+        const ptrdiff_t s1 = n - s0 < L ? n : s0 + L;
+        T sm = st.m;
+        for (ptrdiff_t i0 = s0; i0 < s1; i0 += LSM_CHUNK) {
+            ptrdiff_t len = s1 - i0 < LSM_CHUNK ? s1 - i0 : LSM_CHUNK;
+            sm = FN(chunk_max_)(FN(gather_)(x + i0 * sx, sx, len, bx), len, sm);
+        }
+        FN(stats_raise_)(&st, sm);
+        const T m = st.m;
+        segm[g] = m;
+        if (m == T_INF) {
+            break; /* the row is nan: filled below */
+        }
+        for (ptrdiff_t i0 = s0; i0 < s1; i0 += LSM_CHUNK) {
+            ptrdiff_t len = s1 - i0 < LSM_CHUNK ? s1 - i0 : LSM_CHUNK;
+            const T *xc = FN(load_)(x + i0 * sx, sx, len, bx, x == y);
+            if (m == -T_INF) { /* -inf and nan only so far: t = 0 */
+                nan_seen |= FN(chunk_has_nan_)(xc, NULL, len);
+                continue;
+            }
+            T *yc = FN(dest_)(y + i0 * sy, sy, by);
+            /* the max's terms (exactly 1 each) are counted apart from the
+             * others, so that terms below ulp(1) still reach the sum */
+            for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
+                const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
+                T cc = 0, rr = 0;
+#pragma omp simd reduction(+ : cc, rr)
+                for (ptrdiff_t i = j0; i < j1; i++) {
+                    T t = EXP(xc[i] - m);
+                    int at_max = xc[i] == m;
+                    yc[i] = t;
+                    rr += at_max ? (T)0 : t;
+                    cc += at_max ? (T)1 : (T)0;
+                }
+                st.c += (double)cc;
+                st.rest += (double)rr;
+            }
+            FN(scatter_)(yc, len, y + i0 * sy, sy);
+        }
     }
-    if (!(m > -T_INF && m < T_INF)) {
+    const T m = st.m;
+    if (!(m > -T_INF && m < T_INF) || nan_seen) {
         FN(fill_)(y, sy, n, (T)NAN);
         return;
     }
-    /* the max's terms (exactly 1 each) are counted apart from the others,
-     * so that terms below ulp(1) still reach the sum */
-    double c = 0, rest = 0;
-    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-        const T *xc = FN(load_)(x + i0 * sx, sx, len, bx, x == y);
-        T *yc = FN(dest_)(y + i0 * sy, sy, by);
-        for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
-            const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
-            T cc = 0, rr = 0;
-#pragma omp simd reduction(+ : cc, rr)
-            for (ptrdiff_t i = j0; i < j1; i++) {
-                T t = EXP(xc[i] - m);
-                int at_max = xc[i] == m;
-                yc[i] = t;
-                rr += at_max ? (T)0 : t;
-                cc += at_max ? (T)1 : (T)0;
-            }
-            c += (double)cc;
-            rest += (double)rr;
+    const double d = st.c + st.rest;
+    const T dt = (T)d;
+    for (ptrdiff_t s0 = 0, g = 0; s0 < n; s0 += L, g++) {
+        const ptrdiff_t s1 = n - s0 < L ? n : s0 + L;
+        if (segm[g] == -T_INF) { /* not written in pass 1: exp(-inf) */
+            FN(fill_)(y + s0 * sy, sy, s1 - s0, (T)0);
+            continue;
         }
-        FN(scatter_)(yc, len, y + i0 * sy, sy);
-    }
-    const T dt = (T)(c + rest);
-    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-        ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-        T *yc = sy == 1 ? y + i0 : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
+        /* shifted by m_seg < m: t exp(m_seg - m) / d */
+        const T f = (T)(exp((double)segm[g] - (double)m) / d);
+        for (ptrdiff_t i0 = s0; i0 < s1; i0 += LSM_CHUNK) {
+            ptrdiff_t len = s1 - i0 < LSM_CHUNK ? s1 - i0 : LSM_CHUNK;
+            T *yc = sy == 1 ? y + i0
+                            : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
+            if (segm[g] == m) {
 #pragma omp simd
-        for (ptrdiff_t i = 0; i < len; i++) {
-            yc[i] = yc[i] / dt;
+                for (ptrdiff_t i = 0; i < len; i++) {
+                    yc[i] = yc[i] / dt;
+                }
+            } else {
+#pragma omp simd
+                for (ptrdiff_t i = 0; i < len; i++) {
+                    yc[i] = yc[i] * f;
+                }
+            }
+            FN(scatter_)(yc, len, y + i0 * sy, sy);
         }
-        FN(scatter_)(yc, len, y + i0 * sy, sy);
     }
 }
 

@@ -1252,6 +1252,39 @@ LONG_CASES = ["plain", "max_last_chunk", "neginf_first_chunk",
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", ["rising", "neginf_nan_prefix", "inf_late",
+                                  "neginf_prefix"])
+def test_softmax_very_long_row(dtype, case):
+    # a row of 1.5M elements: softmax shifts segments of several chunks by
+    # the running max and rescales the earlier ones in its second pass
+    rng = np.random.default_rng(5)
+    n = 1_500_000
+    x = rng.normal(size=n)
+    if case == "rising":  # the max grows in every segment
+        x += np.linspace(0.0, 30.0, n)
+    elif case == "neginf_nan_prefix":
+        x[:5000] = -inf
+        x[4000] = nan
+    elif case == "inf_late":
+        x[-10] = inf
+    elif case == "neginf_prefix":
+        x[:5000] = -inf
+    x = x.astype(dtype)
+    want = _sc("softmax", x.astype(np.float64))
+    got = lx.softmax(x)
+    assert got.dtype == x.dtype
+    # relative to each entry: exp(x_i - lse) is conditioned by |x_i| + |lse|
+    lse = _sc("logsumexp", x.astype(np.float64))
+    cond = np.abs(x.astype(np.float64)) + (abs(lse) if np.isfinite(lse) else 0) + 1
+    rtol = 8 * np.finfo(dtype).eps
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[(x == -inf) & ~np.isnan(want)], 0)
+    fin = np.isfinite(want) & np.isfinite(x)
+    err = np.abs(got[fin] - want[fin])
+    assert np.all(err <= rtol * cond[fin] * want[fin] + np.finfo(dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("case", LONG_CASES)
 def test_long_rows_match_scipy(dtype, case):
     # rows longer than the kernels' 1024-element chunks, as contiguous rows,

@@ -389,6 +389,11 @@ int main(void) {
             }
         }
     }
+    /* a row longer than LSM_SEGS chunks: softmax's segments of 2 chunks */
+    for (int dbl = 0; dbl < 2; dbl++) {
+        check_layout(1, 1100000, 1, 0, dbl); /* contiguous */
+        check_layout(1, 1100000, 1, 2, dbl); /* strided: gathered chunks */
+    }
     check_special_rows();
     check_exp();
     check_args();

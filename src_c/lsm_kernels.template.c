@@ -438,19 +438,20 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
     }
 }
 
-/* Per-column finish: lse - m (as T) into lm, d = c + rest into d, and a flag
- * for columns that need the special path (max +-inf). */
+/* Per-column finish: lse - m (as T) into lm, 1 / (c + rest) into rd (softmax
+ * multiplies by it), and a flag for columns that need the special path (max
+ * +-inf). */
 static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
                              const double *restrict c,
                              const double *restrict rest, T *restrict lm,
-                             T *restrict d, unsigned char *restrict special) {
+                             T *restrict rd, unsigned char *restrict special) {
     for (ptrdiff_t k = 0; k < w; k++) {
         special[k] = !(m[k] > -T_INF && m[k] < T_INF);
     }
 #pragma omp simd
     for (ptrdiff_t k = 0; k < w; k++) {
         lm[k] = (T)FN(log_sum_)(c[k], rest[k]);
-        d[k] = (T)(c[k] + rest[k]);
+        rd[k] = (T)(1.0 / (c[k] + rest[k]));
     }
 }
 
@@ -639,7 +640,7 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     if (xs[1] != 1 && xs[2] == 1 && inner > 1) {
         T m[LSM_COLS];
         double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
-        T lm[LSM_COLS], d[LSM_COLS];
+        T lm[LSM_COLS], rd[LSM_COLS];
         unsigned char special[LSM_COLS];
         ptrdiff_t W = FN(block_width_)(n, inner);
         for (ptrdiff_t o = 0; o < outer; o++) {
@@ -647,7 +648,7 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                 ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
                 const T *base = x + o * xs[0] + k0;
                 FN(cols_stats_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
-                FN(cols_finish_)(w, m, c, rest, lm, d, special);
+                FN(cols_finish_)(w, m, c, rest, lm, rd, special);
                 T *ob = out + o * os[0] + k0 * os[1];
                 for (ptrdiff_t k = 0; k < w; k++) {
                     double s = special[k]
@@ -859,7 +860,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const T *x, const ptrdiff_t xs[3], const T *v,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
-    T m[LSM_COLS], lm[LSM_COLS], d[LSM_COLS], q[LSM_COLS];
+    T m[LSM_COLS], lm[LSM_COLS], rd[LSM_COLS], q[LSM_COLS];
     T bx[LSM_COLS], bv[LSM_COLS];
     double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
     unsigned char special[LSM_COLS];
@@ -873,13 +874,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
             FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
                             tv);
-            FN(cols_finish_)(w, m, c, rest, lm, d, special);
-            if (op == 0) { /* softmax multiplies by 1 / sum */
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    d[k] = (T)(1.0 / (c[k] + rest[k]));
-                }
-            }
+            FN(cols_finish_)(w, m, c, rest, lm, rd, special);
             for (ptrdiff_t k = 0; k < w; k++) {
                 if (!special[k]) {
                     q[k] = (T)(tv[k] / (c[k] + rest[k]));
@@ -899,7 +894,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                 }
                 m[k] = (mk == T_INF && !nan_seen) ? T_INF : (T)NAN;
                 lm[k] = 0;
-                d[k] = 1;
+                rd[k] = 1;
                 q[k] = (T)NAN;
                 if (op == 0) {
                     m[k] = (T)NAN;
@@ -925,7 +920,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                 if (op == 0) {
 #pragma omp simd
                     for (ptrdiff_t k = 0; k < w; k++) {
-                        yr[k] = EXP(xr[k] - m[k]) * d[k];
+                        yr[k] = EXP(xr[k] - m[k]) * rd[k];
                     }
                 } else if (op == 1) {
 #pragma omp simd

@@ -171,6 +171,38 @@ LSM_INLINE double lsm_expsum_f64(double x) {
 }
 
 /*
+ * exp(x) for x <= 0 (softmax's x - max), correct down into the subnormal
+ * range: x is clamped below where exp rounds to 0, then 2^k is applied as
+ * 2^(k + B) (a normal number, built from the shifter's bits) times the
+ * constant 2^-B, two roundings only where the result is subnormal. nan
+ * propagates, exp(-inf) = 0. Valid for x up to 40 (k + B stays below the
+ * largest exponent); the polynomial and reduction of lsm_exp_scalar_*,
+ * which takes any x, with a few vector operations fewer.
+ */
+LSM_INLINE float lsm_expneg_f32(float x) {
+    x = x < -104.0f ? -104.0f : x; /* exp(-104) < 2^-150: rounds to 0 */
+    /* bias 127 + B (B = 64) in the shifter's low bits: kf's bits shifted
+     * into the exponent field are 2^(k + 64), for k in [-151, 58] */
+    const float shifter = 0x1.8p23f + 191.0f;
+    float kf = x * 0x1.715476p+0f + shifter;
+    float scale = lsm_f32_from_bits(lsm_bits_from_f32(kf) << 23);
+    kf -= shifter;
+    /* Cody-Waite reduction: softmax outputs keep ~1 ulp down to exp(-104) */
+    return (lsm_exp_poly_f32(lsm_exp_reduce_f32(x, kf)) * scale) * 0x1p-64f;
+}
+
+LSM_INLINE double lsm_expneg_f64(double x) {
+    x = x < -746.0 ? -746.0 : x; /* exp(-746) < 2^-1075: rounds to 0 */
+    /* bias 1023 + B (B = 1000): 2^(k + 1000), for k in [-1077, 23] */
+    const double shifter = 0x1.8p52 + 2023.0;
+    double kf = x * 0x1.71547652b82fep+0 + shifter;
+    double scale = lsm_f64_from_bits(lsm_bits_from_f64(kf) << 52);
+    kf -= shifter;
+    return (lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale) *
+           0x1p-1000;
+}
+
+/*
  * Natural log of a double d >= 1 (the sums of the kernels; also right for
  * any positive normal d), branch-free so that it vectorises: d = 2^e f with
  * f in [sqrt(1/2), sqrt(2)), log f = 2 atanh(z), z = (f - 1)/(f + 1), by

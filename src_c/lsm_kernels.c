@@ -16,8 +16,15 @@
 
 /* Elements per chunk of a row: 2 passes over a chunk run from L1. */
 #define LSM_CHUNK 1024
-/* Elements per partial sum kept in T (a multiple of every SIMD width). */
-#define LSM_SUB 256
+/* Width in bytes of the SIMD vectors the loops compile to (the build sets
+ * it per instruction-set level). */
+#ifndef LSM_VEC_BYTES
+#define LSM_VEC_BYTES 16
+#endif
+/* Elements per partial sum kept in T, per SIMD lane a sequence of at most 64
+ * float32 or 128 float64 adds at every vector width (sums in double across
+ * them). The accuracy tests bound the error this leaves. */
+#define LSM_SUB (16 * LSM_VEC_BYTES)
 /* Most segments of a row that softmax records a shift for (longer rows
  * take segments of several chunks). */
 #define LSM_SEGS 1024

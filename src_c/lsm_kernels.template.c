@@ -23,8 +23,8 @@
  *   - rows whose max is +-inf or nan-only take a short scalar path that gives
  *     scipy.special's IEEE answers.
  * Partial sums over LSM_SUB elements are in T (per SIMD lane, so at most
- * LSM_SUB / lanes sequential adds); across them they are in double, so
- * float32 rows of millions of elements keep their accuracy.
+ * 64 float32 or 128 float64 sequential adds); across them they are in
+ * double, so float32 rows of millions of elements keep their accuracy.
  */
 
 #define T LSM_T
@@ -34,6 +34,7 @@
 #define API(name) LSM_CAT(FN(name), LSM_ISA_SFX)
 #define EXP FN(lsm_exp_scalar_)
 #define EXPSUM FN(lsm_expsum_)
+#define EXPNEG FN(lsm_expneg_)
 #define T_INF ((T)INFINITY)
 /* an integer as wide as T, for counts kept in SIMD lanes beside T sums */
 #define ITYPE LSM_CAT(LSM_CAT(int, LSM_TBITS), _t)
@@ -48,10 +49,51 @@ typedef struct {
 
 /* ---------------------------------------------------------------- chunks */
 
+/* Prefetch the w elements at p (one hint per 64-byte line). */
+static void FN(prefetch_)(const T *p, ptrdiff_t w, int write) {
+    const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
+    for (ptrdiff_t k = 0; k < w; k += step) {
+        if (write) {
+            LSM_PREFETCH(p + k, 1);
+        } else {
+            LSM_PREFETCH(p + k, 0);
+        }
+    }
+}
+
+/* Hints for the elements [j0, j1) of the next chunk at pf (pfn elements, pf
+ * may be NULL): the chunk passes issue them a part at a time, so that the
+ * next chunk (or row) streams in from memory while this one computes from
+ * L1. */
+static void FN(prefetch_part_)(const T *pf, ptrdiff_t pfn, ptrdiff_t j0,
+                               ptrdiff_t j1) {
+    const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
+    j1 = j1 < pfn ? j1 : pfn;
+    for (ptrdiff_t i = j0; pf && i < j1; i += step) {
+        LSM_PREFETCH(pf + i, 0);
+    }
+}
+
+/* max(m, x[0..n)): four SIMD vectors of partial maxima, so that the loop
+ * runs at load throughput rather than at the latency of one max chain. */
 static T FN(chunk_max_)(const T *restrict x, ptrdiff_t n, T m) {
-#pragma omp simd reduction(max : m)
-    for (ptrdiff_t i = 0; i < n; i++) {
+    enum { A = 4 * LSM_VEC_BYTES / (int)sizeof(T) };
+    T acc[A];
+    for (int l = 0; l < A; l++) {
+        acc[l] = m;
+    }
+    ptrdiff_t i = 0;
+    for (; i + A <= n; i += A) {
+#pragma omp simd
+        for (int l = 0; l < A; l++) {
+            acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+        }
+    }
+    for (; i < n; i++) {
         m = x[i] > m ? x[i] : m;
+    }
+    for (int l = 0; l < A; l++) {
+        m = acc[l] > m ? acc[l] : m;
     }
     return m;
 }
@@ -77,12 +119,14 @@ static int FN(chunk_has_nan_)(const T *restrict x, const T *restrict w,
 
 /* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates) */
 static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
-                              STATS *st) {
+                              STATS *st, const T *pf, ptrdiff_t pfn) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        FN(prefetch_part_)(pf, pfn, j0, j1);
         /* all: every term; rest: the terms of entries below the max. The
          * entries at the max add exactly 1 each to all, so all - rest is
-         * their count plus rounding errors far below 1/2 (<= 256 terms). */
+         * their count plus rounding errors far below 1/2 (<= 1024 terms,
+         * at most 64 per lane). */
         T all = 0, rest = 0;
 #pragma omp simd reduction(+ : all, rest)
         for (ptrdiff_t i = j0; i < j1; i++) {
@@ -115,9 +159,12 @@ static void FN(chunk_sumexp_w_)(const T *restrict x, const T *restrict w,
 }
 
 static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
-                                ptrdiff_t n, T m, STATS *st) {
+                                ptrdiff_t n, T m, STATS *st, const T *pf,
+                                const T *pfv, ptrdiff_t pfn) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        FN(prefetch_part_)(pf, pfn, j0, j1);
+        FN(prefetch_part_)(pfv, pfn, j0, j1);
         T c = 0, rest = 0, tv = 0;
 #pragma omp simd reduction(+ : c, rest, tv)
         for (ptrdiff_t i = j0; i < j1; i++) {
@@ -230,12 +277,30 @@ static void FN(stats_raise_)(STATS *st, T cm) {
     }
 }
 
+/* The row after row (o, k) of the (outer, n, inner) view p with strides
+ * ps, for prefetching: NULL when there is none or the rows are strided. */
+static const T *FN(next_row_)(const T *p, const ptrdiff_t ps[3],
+                              ptrdiff_t outer, ptrdiff_t inner, ptrdiff_t o,
+                              ptrdiff_t k) {
+    if (ps[1] != 1) {
+        return NULL;
+    }
+    if (k + 1 < inner) {
+        return p + o * ps[0] + (k + 1) * ps[2];
+    }
+    return o + 1 < outer ? p + (o + 1) * ps[0] : NULL;
+}
+
 /* Row statistics. w (weights) and v (JVP tangent) may be NULL, not both
- * set. Returns 0 for a regular row, 1 when the max is +-inf (or there is no
- * entry with nonzero weight), which the caller handles with special_*. */
+ * set. nx and nv (may be NULL) are the next rows of x and v, contiguous and
+ * n long, which the last chunk prefetches (the chunks of a contiguous row
+ * prefetch the chunk after them). Returns 0 for a regular row, 1 when the
+ * max is +-inf (or there is no entry with nonzero weight), which the caller
+ * handles with special_*. */
 static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
                           const T *v, ptrdiff_t sv, ptrdiff_t n, STATS *st,
-                          T *restrict bx, T *restrict bw) {
+                          T *restrict bx, T *restrict bw, const T *nx,
+                          const T *nv) {
     int nan_seen = 0;
     st->m = -T_INF;
     st->c = st->rest = st->tv = 0;
@@ -253,12 +318,20 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             nan_seen |= FN(chunk_has_nan_)(xc, wc, len);
             continue;
         }
+        /* to prefetch while this chunk computes from L1: the rest of a
+         * contiguous row, else the next row */
+        const ptrdiff_t i1 = i0 + len;
+        const int more = i1 < n;
+        const T *px = more ? (sx == 1 ? x + i1 : NULL) : nx;
+        const T *pv = !v ? NULL : (more ? (sv == 1 ? v + i1 : NULL) : nv);
+        ptrdiff_t pn = more ? n - i1 : n;
+        pn = pn < LSM_CHUNK ? pn : LSM_CHUNK;
         if (wc) {
             FN(chunk_sumexp_w_)(xc, wc, len, st->m, st);
         } else if (vc) {
-            FN(chunk_sumexp_v_)(xc, vc, len, st->m, st);
+            FN(chunk_sumexp_v_)(xc, vc, len, st->m, st, px, pv, pn);
         } else {
-            FN(chunk_sumexp_)(xc, len, st->m, st);
+            FN(chunk_sumexp_)(xc, len, st->m, st, px, pn);
         }
     }
     if (st->m == -T_INF) {
@@ -342,18 +415,6 @@ static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
 /* Column blocks: w columns (contiguous in memory, stride 1) processed side
  * by side; row j of the block starts at base + j * s. Each function keeps
  * per-column state in small arrays and vectorises across columns. */
-
-/* Prefetch the w elements at p (one hint per 64-byte line). */
-static void FN(prefetch_)(const T *p, ptrdiff_t w, int write) {
-    const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
-    for (ptrdiff_t k = 0; k < w; k += step) {
-        if (write) {
-            LSM_PREFETCH(p + k, 1);
-        } else {
-            LSM_PREFETCH(p + k, 0);
-        }
-    }
-}
 
 /* Rows per chunk of a column block of width w: about 32 KB, and at most
  * 64 (terms summed in T before they are added up in double). */
@@ -483,10 +544,10 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
             mb[r * n + j] = mm;
         }
     }
-    if (op == 0) { /* softmax: y = t, then y / d */
+    if (op == 0) { /* softmax: y = t, then y * (1 / d) */
 #pragma omp simd
         for (ptrdiff_t i = 0; i < N; i++) {
-            y[i] = EXP(x[i] - mb[i]);
+            y[i] = EXPNEG(x[i] - mb[i]);
         }
         for (ptrdiff_t r = 0; r < R; r++) {
             T c = 0, rest = 0; /* the max's terms apart, as in row_softmax_ */
@@ -495,14 +556,14 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
                 c += at_max ? (T)1 : (T)0;
                 rest += at_max ? (T)0 : y[r * n + j];
             }
-            T d = (T)((double)c + (double)rest);
+            T rd = (T)(1.0 / ((double)c + (double)rest));
             for (ptrdiff_t j = 0; j < n; j++) {
-                tb[r * n + j] = d;
+                tb[r * n + j] = rd;
             }
         }
 #pragma omp simd
         for (ptrdiff_t i = 0; i < N; i++) {
-            y[i] = y[i] / tb[i];
+            y[i] = y[i] * tb[i];
         }
     } else {
 #pragma omp simd
@@ -664,9 +725,11 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     for (ptrdiff_t o = 0; o < outer; o++) {
         for (ptrdiff_t k = 0; k < inner; k++) {
             const T *row = x + o * xs[0] + k * xs[2];
+            const T *next = FN(next_row_)(x, xs, outer, inner, o, k);
             STATS st;
             double r;
-            if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL)) {
+            if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL,
+                               next, NULL)) {
                 r = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
             } else {
                 r = FN(log_sum_)(st.c, st.rest) + (double)st.m;
@@ -693,7 +756,7 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             STATS st;
             double r, sg;
             if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx,
-                               bw)) {
+                               bw, NULL, NULL)) {
                 double s = FN(special_sum_)(row, xs[1], wrow, bs[1], n);
                 r = log(fabs(s));
                 sg = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : s));
@@ -716,9 +779,11 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
  * the segment's max raises the running max m, then t = exp(x - m) is
  * written to y while summed (the online state of row_stats_). Pass 2
  * scales each segment by 1 / sum, times exp(m_seg - m) for the segments
- * written before the row's max was reached. */
+ * written before the row's max was reached. nx (may be NULL): the next row,
+ * contiguous, prefetched as in row_stats_. */
 static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
-                             ptrdiff_t sy, T *restrict bx, T *restrict by) {
+                             ptrdiff_t sy, T *restrict bx, T *restrict by,
+                             const T *nx) {
     T segm[LSM_SEGS]; /* the m each segment was shifted by */
     const ptrdiff_t chunks = (n + LSM_CHUNK - 1) / LSM_CHUNK;
     const ptrdiff_t L = LSM_CHUNK * ((chunks + LSM_SEGS - 1) / LSM_SEGS);
@@ -745,14 +810,19 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
                 continue;
             }
             T *yc = FN(dest_)(y + i0 * sy, sy, by);
+            const ptrdiff_t i1 = i0 + len;
+            const T *px = i1 < n ? (sx == 1 ? x + i1 : NULL) : nx;
+            ptrdiff_t pn = i1 < n ? n - i1 : n;
+            pn = pn < LSM_CHUNK ? pn : LSM_CHUNK;
             /* the max's terms (exactly 1 each) are counted apart from the
              * others, so that terms below ulp(1) still reach the sum */
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
                 const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
+                FN(prefetch_part_)(px, pn, j0, j1);
                 T cc = 0, rr = 0;
 #pragma omp simd reduction(+ : cc, rr)
                 for (ptrdiff_t i = j0; i < j1; i++) {
-                    T t = EXP(xc[i] - m);
+                    T t = EXPNEG(xc[i] - m);
                     int at_max = xc[i] == m;
                     yc[i] = t;
                     rr += at_max ? (T)0 : t;
@@ -769,30 +839,26 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
         FN(fill_)(y, sy, n, (T)NAN);
         return;
     }
+    /* t times 1 / d rounded once to T (the error bound of t / (T)d, without
+     * a division per element); a segment shifted by m_seg < m: t times
+     * exp(m_seg - m) / d */
     const double d = st.c + st.rest;
-    const T dt = (T)d;
     for (ptrdiff_t s0 = 0, g = 0; s0 < n; s0 += L, g++) {
         const ptrdiff_t s1 = n - s0 < L ? n : s0 + L;
         if (segm[g] == -T_INF) { /* not written in pass 1: exp(-inf) */
             FN(fill_)(y + s0 * sy, sy, s1 - s0, (T)0);
             continue;
         }
-        /* shifted by m_seg < m: t exp(m_seg - m) / d */
-        const T f = (T)(exp((double)segm[g] - (double)m) / d);
+        const T f = segm[g] == m
+                        ? (T)(1.0 / d)
+                        : (T)(exp((double)segm[g] - (double)m) / d);
         for (ptrdiff_t i0 = s0; i0 < s1; i0 += LSM_CHUNK) {
             ptrdiff_t len = s1 - i0 < LSM_CHUNK ? s1 - i0 : LSM_CHUNK;
             T *yc = sy == 1 ? y + i0
                             : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
-            if (segm[g] == m) {
 #pragma omp simd
-                for (ptrdiff_t i = 0; i < len; i++) {
-                    yc[i] = yc[i] / dt;
-                }
-            } else {
-#pragma omp simd
-                for (ptrdiff_t i = 0; i < len; i++) {
-                    yc[i] = yc[i] * f;
-                }
+            for (ptrdiff_t i = 0; i < len; i++) {
+                yc[i] = yc[i] * f;
             }
             FN(scatter_)(yc, len, y + i0 * sy, sy);
         }
@@ -819,12 +885,15 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             T *yr = y + o * ys[0] + k * ys[2];
             T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
             if (op == 0) {
-                FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by);
+                FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by,
+                                 FN(next_row_)(x, xs, outer, inner, o, k));
                 continue;
             }
             STATS st;
             if (FN(row_stats_)(xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st,
-                               bx, bv)) {
+                               bx, bv, FN(next_row_)(x, xs, outer, inner, o, k),
+                               v ? FN(next_row_)(v, vs, outer, inner, o, k)
+                                 : NULL)) {
                 FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
                 if (dyr) {
                     FN(fill_)(dyr, dys[1], n, (T)NAN);
@@ -920,7 +989,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                 if (op == 0) {
 #pragma omp simd
                     for (ptrdiff_t k = 0; k < w; k++) {
-                        yr[k] = EXP(xr[k] - m[k]) * rd[k];
+                        yr[k] = EXPNEG(xr[k] - m[k]) * rd[k];
                     }
                 } else if (op == 1) {
 #pragma omp simd

@@ -312,6 +312,55 @@ static void check_exp(void) {
     CHECK(fabs(outsub - exp(-740.0)) <= 0x1p-1074, "exp f64 subnormal");
 }
 
+/* softmax of rows [0, x] (and [0, x, -inf, ...]) for x far below 0: the
+ * second entry is exp(x) / (1 + exp(x)), down into the subnormal range,
+ * through the short-row, long-row and column paths (the exp that softmax
+ * uses, at every ISA level the test runs with). */
+#define TAIL_G 4001
+static void check_softmax_tail(void) {
+    static float xf[TAIL_G * 100], yf[TAIL_G * 100];
+    static double xd[TAIL_G * 100], yd[TAIL_G * 100];
+    for (int layout = 0; layout < 3; layout++) {
+        const ptrdiff_t n = layout == 1 ? 100 : 2;
+        ptrdiff_t outer = TAIL_G, inner = 1, xs[3] = {n, 1, 1};
+        if (layout == 2) { /* reduce along axis 0 of a (2, G) array */
+            outer = 1;
+            inner = TAIL_G;
+            xs[0] = 2 * TAIL_G;
+            xs[1] = TAIL_G;
+        }
+        for (ptrdiff_t g = 0; g < TAIL_G; g++) {
+            for (ptrdiff_t j = 0; j < n; j++) {
+                double v = j == 0 ? 0.0 : (j == 1 ? 1.0 : -INFINITY);
+                double tf = -18.0 - (106.0 - 18.0) * (double)g / (TAIL_G - 1);
+                double td = -38.0 - (750.0 - 38.0) * (double)g / (TAIL_G - 1);
+                ptrdiff_t at = layout == 2 ? j * xs[1] + g : g * n + j;
+                xf[at] = (float)(j == 1 ? tf : v);
+                xd[at] = j == 1 ? td : v;
+            }
+        }
+        lsm_softmax_f32(outer, n, inner, xf, xs, yf, xs);
+        lsm_softmax_f64(outer, n, inner, xd, xs, yd, xs);
+        double worst32 = 0, worst64 = 0;
+        for (ptrdiff_t g = 0; g < TAIL_G; g++) {
+            ptrdiff_t at = layout == 2 ? xs[1] + g : g * n + 1;
+            long double ef = expl((long double)xf[at]);
+            long double ed = expl((long double)xd[at]);
+            long double rf = ef / (1 + ef), rd = ed / (1 + ed);
+            /* half-ulps of the result; an ulp is 2^-149 / 2^-1074 at least
+             * (subnormal results) */
+            long double uf = fmaxl(rf * 0x1p-24L, 0x1p-150L);
+            long double ud = fmaxl(rd * 0x1p-53L, 0x1p-1075L);
+            worst32 = fmax(worst32, (double)(fabsl(yf[at] - rf) / uf));
+            worst64 = fmax(worst64, (double)(fabsl(yd[at] - rd) / ud));
+        }
+        CHECK(worst32 <= 4, "softmax tail f32 layout %d: %.2f half-ulps",
+              layout, worst32);
+        CHECK(worst64 <= 4, "softmax tail f64 layout %d: %.2f half-ulps",
+              layout, worst64);
+    }
+}
+
 static void check_args(void) {
     ptrdiff_t xs[3] = {1, 1, 1}, os[2] = {1, 1};
     double x = 0, out = 0;
@@ -396,6 +445,7 @@ int main(void) {
     }
     check_special_rows();
     check_exp();
+    check_softmax_tail();
     check_args();
     check_in_place();
     printf("%d passed, %d failed\n", n_pass, n_fail);

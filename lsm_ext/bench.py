@@ -3,8 +3,10 @@
     lsm-ext-bench  (or python -m lsm_ext.bench)   # full table (a few minutes)
     lsm-ext-bench --quick                          # small shapes, few repeats (CI)
 
-Every time is the median of several repeats, measured side by side in one
-run; ratios are what to read, since machines are shared and noisy:
+Every op is timed in rounds: each round calls lsm_ext (plain and out=), the
+floor, SciPy and NumPy once each, side by side; times are medians over the
+rounds and every ratio is the median of the per-round ratios (machines are
+shared and noisy; ratios of calls made together are what to read):
 
 * ``lsm_ext ms`` -- a plain call, which allocates its result (as SciPy's);
 * ``out= ms`` -- the same call writing into preallocated arrays (``out=``);
@@ -42,14 +44,24 @@ FULL_SHAPES = [
 QUICK_SHAPES = [((100_000, 8), -1), ((512, 1024), -1), ((16, 32000), -1), ((256, 512), 0)]
 
 
-def _median_time(fn, repeat):
-    fn()  # warm up (allocations, first-call dispatch)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def _interleaved_times(fns, repeat):
+    """Times of each function in `fns` over `repeat` rounds, every round
+    calling each function once (in an order rotated from round to round), so
+    that the ratios of one round compare calls made side by side: on a
+    shared, noisy machine the medians of per-round ratios are far steadier
+    than ratios of medians taken one function after another."""
+    live = [f for f in fns if f is not None]
+    for f in live:
+        f()  # warm up (allocations, first-call dispatch)
+    times = [[] for _ in fns]
+    for r in range(repeat):
+        order = [i for i, f in enumerate(fns) if f is not None]
+        order = order[r % len(order):] + order[:r % len(order)]
+        for i in order:
+            t0 = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
+    return [np.array(t) if t else None for t in times]
 
 
 # ------------------------------------------------------------ references
@@ -167,16 +179,16 @@ def benchmark(shapes, repeat, out=sys.stdout):
             v = rng.standard_normal(shape).astype(dt)
             for op, ours, ours_out, floor, scipy_fn, numpy_fn in _cases(x, v, axis,
                                                                         sp):
-                t = _median_time(ours, repeat)
-                to = _median_time(ours_out, repeat)
-                f = _median_time(floor, repeat)
-                s = _median_time(scipy_fn, max(3, repeat // 2)) if scipy_fn else None
-                n = _median_time(numpy_fn, max(3, repeat // 2))
-                rows.append((op, np.dtype(dt).name, shape, axis, t, to / f,
-                             s / t if s else None, n / t))
+                T, TO, F, S, N = _interleaved_times(
+                    [ours, ours_out, floor, scipy_fn, numpy_fn], repeat)
+                t, to = float(np.median(T)), float(np.median(TO))
+                fl = float(np.median(TO / F))  # per-round ratios, then median
+                xs = float(np.median(S / T)) if S is not None else None
+                xn = float(np.median(N / T))
+                rows.append((op, np.dtype(dt).name, shape, axis, t, fl, xs, xn))
                 print(f"{op:<12}{np.dtype(dt).name:<9}{str(shape):<18}{str(axis):<6}"
-                      f"{t * 1e3:>11.3f}{to * 1e3:>9.3f}{to / f:>8.2f}"
-                      f"{(s / t if s else float('nan')):>8.1f}{n / t:>8.1f}",
+                      f"{t * 1e3:>11.3f}{to * 1e3:>9.3f}{fl:>8.2f}"
+                      f"{(xs if xs else float('nan')):>8.1f}{xn:>8.1f}",
                       file=out, flush=True)
     return rows
 

@@ -78,6 +78,13 @@ static void FN(prefetch_part_)(const T *pf, ptrdiff_t pfn, ptrdiff_t j0,
  * runs at load throughput rather than at the latency of one max chain. */
 static T FN(chunk_max_)(const T *restrict x, ptrdiff_t n, T m) {
     enum { A = 4 * LSM_VEC_BYTES / (int)sizeof(T) };
+    if (n < 4 * A) { /* short: one vector of maxima reduces faster */
+#pragma omp simd reduction(max : m)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            m = x[i] > m ? x[i] : m;
+        }
+        return m;
+    }
     T acc[A];
     for (int l = 0; l < A; l++) {
         acc[l] = m;
@@ -92,6 +99,7 @@ static T FN(chunk_max_)(const T *restrict x, ptrdiff_t n, T m) {
     for (; i < n; i++) {
         m = x[i] > m ? x[i] : m;
     }
+#pragma omp simd reduction(max : m)
     for (int l = 0; l < A; l++) {
         m = acc[l] > m ? acc[l] : m;
     }
@@ -278,11 +286,13 @@ static void FN(stats_raise_)(STATS *st, T cm) {
 }
 
 /* The row after row (o, k) of the (outer, n, inner) view p with strides
- * ps, for prefetching: NULL when there is none or the rows are strided. */
+ * ps, for prefetching: NULL when there is none, when the rows are strided,
+ * or when they are shorter than half a chunk (the hardware prefetchers
+ * follow such rows, a few per page, on their own). */
 static const T *FN(next_row_)(const T *p, const ptrdiff_t ps[3],
-                              ptrdiff_t outer, ptrdiff_t inner, ptrdiff_t o,
-                              ptrdiff_t k) {
-    if (ps[1] != 1) {
+                              ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                              ptrdiff_t o, ptrdiff_t k) {
+    if (ps[1] != 1 || n < LSM_CHUNK / 2) {
         return NULL;
     }
     if (k + 1 < inner) {
@@ -725,7 +735,7 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     for (ptrdiff_t o = 0; o < outer; o++) {
         for (ptrdiff_t k = 0; k < inner; k++) {
             const T *row = x + o * xs[0] + k * xs[2];
-            const T *next = FN(next_row_)(x, xs, outer, inner, o, k);
+            const T *next = FN(next_row_)(x, xs, outer, n, inner, o, k);
             STATS st;
             double r;
             if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL,
@@ -886,13 +896,13 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
             if (op == 0) {
                 FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by,
-                                 FN(next_row_)(x, xs, outer, inner, o, k));
+                                 FN(next_row_)(x, xs, outer, n, inner, o, k));
                 continue;
             }
             STATS st;
             if (FN(row_stats_)(xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st,
-                               bx, bv, FN(next_row_)(x, xs, outer, inner, o, k),
-                               v ? FN(next_row_)(v, vs, outer, inner, o, k)
+                               bx, bv, FN(next_row_)(x, xs, outer, n, inner, o, k),
+                               v ? FN(next_row_)(v, vs, outer, n, inner, o, k)
                                  : NULL)) {
                 FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
                 if (dyr) {

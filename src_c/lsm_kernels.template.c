@@ -301,6 +301,18 @@ static const T *FN(next_row_)(const T *p, const ptrdiff_t ps[3],
     return o + 1 < outer ? p + (o + 1) * ps[0] : NULL;
 }
 
+/* What a chunk pass prefetches once the chunk ending at i1 of row p (n
+ * elements at stride s) is in L1: the rest of the row when contiguous, else
+ * the next row nxt (may be NULL); *pn gets how many elements (a chunk at
+ * most). */
+static const T *FN(prefetch_after_)(const T *p, ptrdiff_t s, ptrdiff_t n,
+                                    ptrdiff_t i1, const T *nxt,
+                                    ptrdiff_t *pn) {
+    const ptrdiff_t left = i1 < n ? n - i1 : n;
+    *pn = left < LSM_CHUNK ? left : LSM_CHUNK;
+    return i1 < n ? (s == 1 ? p + i1 : NULL) : nxt;
+}
+
 /* Row statistics. w (weights) and v (JVP tangent) may be NULL, not both
  * set. nx and nv (may be NULL) are the next rows of x and v, contiguous and
  * n long, which the last chunk prefetches (the chunks of a contiguous row
@@ -328,14 +340,10 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             nan_seen |= FN(chunk_has_nan_)(xc, wc, len);
             continue;
         }
-        /* to prefetch while this chunk computes from L1: the rest of a
-         * contiguous row, else the next row */
-        const ptrdiff_t i1 = i0 + len;
-        const int more = i1 < n;
-        const T *px = more ? (sx == 1 ? x + i1 : NULL) : nx;
-        const T *pv = !v ? NULL : (more ? (sv == 1 ? v + i1 : NULL) : nv);
-        ptrdiff_t pn = more ? n - i1 : n;
-        pn = pn < LSM_CHUNK ? pn : LSM_CHUNK;
+        ptrdiff_t pn;
+        const T *px = FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn);
+        const T *pv = v ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn)
+                        : NULL;
         if (wc) {
             FN(chunk_sumexp_w_)(xc, wc, len, st->m, st);
         } else if (vc) {
@@ -820,10 +828,8 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
                 continue;
             }
             T *yc = FN(dest_)(y + i0 * sy, sy, by);
-            const ptrdiff_t i1 = i0 + len;
-            const T *px = i1 < n ? (sx == 1 ? x + i1 : NULL) : nx;
-            ptrdiff_t pn = i1 < n ? n - i1 : n;
-            pn = pn < LSM_CHUNK ? pn : LSM_CHUNK;
+            ptrdiff_t pn;
+            const T *px = FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn);
             /* the max's terms (exactly 1 each) are counted apart from the
              * others, so that terms below ulp(1) still reach the sum */
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {

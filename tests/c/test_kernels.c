@@ -330,13 +330,13 @@ static void check_softmax_tail(void) {
             xs[1] = TAIL_G;
         }
         for (ptrdiff_t g = 0; g < TAIL_G; g++) {
+            /* x in [-106, -18] (float32), [-750, -38] (float64) */
+            const double tf = -18.0 - 88.0 * (double)g / (TAIL_G - 1);
+            const double td = -38.0 - 712.0 * (double)g / (TAIL_G - 1);
             for (ptrdiff_t j = 0; j < n; j++) {
-                double v = j == 0 ? 0.0 : (j == 1 ? 1.0 : -INFINITY);
-                double tf = -18.0 - (106.0 - 18.0) * (double)g / (TAIL_G - 1);
-                double td = -38.0 - (750.0 - 38.0) * (double)g / (TAIL_G - 1);
                 ptrdiff_t at = layout == 2 ? j * xs[1] + g : g * n + j;
-                xf[at] = (float)(j == 1 ? tf : v);
-                xd[at] = j == 1 ? td : v;
+                xf[at] = j == 1 ? (float)tf : (j == 0 ? 0.0f : -INFINITY);
+                xd[at] = j == 1 ? td : (j == 0 ? 0.0 : -INFINITY);
             }
         }
         lsm_softmax_f32(outer, n, inner, xf, xs, yf, xs);

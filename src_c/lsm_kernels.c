@@ -30,6 +30,17 @@
 #define LSM_SEGS 1024
 /* Most columns processed side by side when the reduced axis is strided. */
 #define LSM_COLS 1024
+/* Columns per register strip of the column statistics: two SIMD vectors. */
+#define LSM_STRIP(T) ((ptrdiff_t)(2 * LSM_VEC_BYTES / sizeof(T)))
+/* Rows per visit of a column strip (partial sums in T of at most 64 terms). */
+#define LSM_COL_ROWS 32
+/* Inline always, so that a call with a constant length unrolls into
+ * registers. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LSM_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define LSM_ALWAYS_INLINE inline
+#endif
 /* Rows up to this length go through the packed short-row path. */
 #define LSM_SHORT 64
 

@@ -434,85 +434,156 @@ static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
  * by side; row j of the block starts at base + j * s. Each function keeps
  * per-column state in small arrays and vectorises across columns. */
 
-/* Rows per chunk of a column block of width w: about 32 KB, and at most
- * 64 (terms summed in T before they are added up in double). */
-static ptrdiff_t FN(chunk_rows_)(ptrdiff_t w) {
-    ptrdiff_t j = (ptrdiff_t)(32 * 1024 / sizeof(T)) / (w > 0 ? w : 1);
-    return j < 4 ? 4 : (j > 64 ? 64 : j);
+/* The state of a strip of columns, kept in registers while the strip's rows
+ * are read (see cols_strip_). */
+typedef struct {
+    T mm[LSM_STRIP(T)]; /* running maxima */
+    T sh[LSM_STRIP(T)]; /* the shift: mm, or 0 where mm is -inf */
+    T cc[LSM_STRIP(T)]; /* partial counts of entries equal to the max */
+    T rr[LSM_STRIP(T)]; /* partial sums of exp(x - mm) over the others */
+    T tt[LSM_STRIP(T)]; /* partial sums of exp(x - mm) * v */
+} FN(strip_);
+
+/* U rows (s apart; v at q, or NULL) of a strip of kw columns: their maxima
+ * first, compared with the running ones once for the U rows (a rise, rare
+ * after the first rows, moves the partial sums into the double state and
+ * rescales it), then one exp per element. */
+static LSM_ALWAYS_INLINE void FN(strip_rows_)(
+    FN(strip_) *restrict z, const T *r, ptrdiff_t s, const T *q, ptrdiff_t vs,
+    int U, ptrdiff_t kw, double *restrict c, double *restrict rest,
+    double *restrict tv) {
+    T cm[LSM_STRIP(T)];
+    int grow = 0;
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < kw; k++) {
+        cm[k] = z->mm[k];
+    }
+    for (int u = 0; u < U; u++) {
+        const T *restrict ru = r + u * s;
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < kw; k++) {
+            cm[k] = ru[k] > cm[k] ? ru[k] : cm[k];
+        }
+    }
+#pragma omp simd reduction(| : grow)
+    for (ptrdiff_t k = 0; k < kw; k++) {
+        grow |= cm[k] > z->mm[k];
+    }
+    if (grow) {
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < kw; k++) {
+            int g = cm[k] > z->mm[k];
+            double f = g ? (double)EXP(z->mm[k] - cm[k]) : 1.0;
+            double cs = c[k] + (double)z->cc[k];
+            double rs = rest[k] + (double)z->rr[k];
+            rest[k] = g ? (rs + cs) * f : rs;
+            c[k] = g ? 0.0 : cs;
+            tv[k] = (tv[k] + (double)z->tt[k]) * f;
+            z->cc[k] = z->rr[k] = z->tt[k] = 0;
+            z->mm[k] = cm[k];
+            /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
+            z->sh[k] = cm[k] == -T_INF ? (T)0 : cm[k];
+        }
+    }
+    for (int u = 0; u < U; u++) {
+        const T *restrict ru = r + u * s;
+        if (q) {
+            const T *restrict qu = q + u * vs;
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < kw; k++) {
+                T t = EXPSUM(ru[k] - z->sh[k]);
+                int at_max = ru[k] == z->sh[k];
+                z->rr[k] += at_max ? (T)0 : t;
+                z->cc[k] += at_max ? (T)1 : (T)0;
+                z->tt[k] += t * qu[k];
+            }
+        } else {
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < kw; k++) {
+                T t = EXPSUM(ru[k] - z->sh[k]);
+                int at_max = ru[k] == z->sh[k];
+                z->rr[k] += at_max ? (T)0 : t;
+                z->cc[k] += at_max ? (T)1 : (T)0;
+            }
+        }
+    }
 }
 
-/* Online per-column statistics of a block of w columns: rows are taken in
- * chunks of J (a few KB per row, so a chunk stays in L1 between its max
- * pass and its exp pass); a column whose chunk max exceeds its running max
- * rescales its state (a select, vectorised). With v, tv = sum exp(x-m) v. */
+/* Rows [0, J) (J <= 64) of a strip of kw <= LSM_STRIP(T) columns starting at
+ * r0 (rows s apart; v likewise at q0, or NULL): the strip's maxima and
+ * partial sums stay in registers over the rows (the strip is two SIMD
+ * vectors wide), one load and one exp per element; at the end the partial
+ * sums (at most J terms each) are added to the double state (per column m,
+ * c, rest, tv as in STATS). The first pfn rows of the next chunk (rows
+ * [J, J + pfn)) are prefetched on the way: a strip reads a few lines from
+ * each of many rows, a pattern the hardware prefetchers follow late. */
+static LSM_ALWAYS_INLINE void FN(cols_strip_)(
+    const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs, ptrdiff_t J,
+    ptrdiff_t pfn, ptrdiff_t kw, T *restrict m, double *restrict c, double *restrict rest,
+    double *restrict tv) {
+    enum { U = 4 };
+    FN(strip_) z;
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < kw; k++) {
+        z.mm[k] = m[k];
+        z.sh[k] = m[k] == -T_INF ? (T)0 : m[k];
+        z.cc[k] = z.rr[k] = z.tt[k] = 0;
+    }
+    /* short columns: one group, one comparison of the maxima */
+    ptrdiff_t j = J <= 2 * U ? J : 0;
+    if (j) {
+        FN(strip_rows_)(&z, r0, s, q0, vs, (int)J, kw, c, rest, tv);
+    }
+    for (; j + U <= J; j += U) {
+        for (ptrdiff_t u = j; u < j + U && u < pfn; u++) {
+            FN(prefetch_)(r0 + (J + u) * s, kw, 0);
+            if (q0) {
+                FN(prefetch_)(q0 + (J + u) * vs, kw, 0);
+            }
+        }
+        FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, U, kw,
+                        c, rest, tv);
+    }
+    if (j < J) {
+        FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs,
+                        (int)(J - j), kw, c, rest, tv);
+    }
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < kw; k++) {
+        m[k] = z.mm[k];
+        c[k] += (double)z.cc[k];
+        rest[k] += (double)z.rr[k];
+        tv[k] += (double)z.tt[k];
+    }
+}
+
+/* Online per-column statistics of a block of w columns (rows s apart, v at
+ * vbase rows vs apart or NULL): rows in chunks of LSM_COL_ROWS, each chunk
+ * strip by strip with the strip's state in registers. */
 static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                             ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
                             T *restrict m, double *restrict c,
                             double *restrict rest, double *restrict tv) {
-    T cm[LSM_COLS], mm[LSM_COLS], cc[LSM_COLS], rr[LSM_COLS], tt[LSM_COLS];
-    const ptrdiff_t J = FN(chunk_rows_)(w);
+    enum { SW = LSM_STRIP(T) };
     for (ptrdiff_t k = 0; k < w; k++) {
         m[k] = -T_INF;
         c[k] = rest[k] = tv[k] = 0;
     }
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += J) {
-        ptrdiff_t j1 = n - j0 < J ? n : j0 + J;
-        for (ptrdiff_t k = 0; k < w; k++) {
-            cm[k] = m[k];
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_COL_ROWS) {
+        ptrdiff_t J = n - j0 < LSM_COL_ROWS ? n - j0 : LSM_COL_ROWS;
+        ptrdiff_t left = n - j0 - J;
+        ptrdiff_t pfn = left < J ? left : J;
+        const T *r0 = base + j0 * s;
+        const T *q0 = vbase ? vbase + j0 * vs : NULL;
+        ptrdiff_t k0 = 0;
+        for (; k0 + SW <= w; k0 += SW) {
+            FN(cols_strip_)(r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn, SW,
+                            m + k0, c + k0, rest + k0, tv + k0);
         }
-        for (ptrdiff_t j = j0; j < j1; j++) {
-            const T *restrict r = base + j * s;
-#pragma omp simd
-            for (ptrdiff_t k = 0; k < w; k++) {
-                cm[k] = r[k] > cm[k] ? r[k] : cm[k];
-            }
-        }
-#pragma omp simd
-        for (ptrdiff_t k = 0; k < w; k++) {
-            int grow = cm[k] > m[k];
-            double f = grow ? (double)EXP(m[k] - cm[k]) : 1.0;
-            rest[k] = grow ? (rest[k] + c[k]) * f : rest[k];
-            c[k] = grow ? 0.0 : c[k];
-            tv[k] = tv[k] * f;
-            m[k] = cm[k];
-            /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
-            mm[k] = m[k] == -T_INF ? (T)0 : m[k];
-            cc[k] = rr[k] = tt[k] = 0;
-        }
-        for (ptrdiff_t j = j0; j < j1; j++) {
-            const T *restrict r = base + j * s;
-            /* the next chunk's rows, while this one computes */
-            if (j + J < n) {
-                FN(prefetch_)(r + J * s, w, 0);
-                if (vbase) {
-                    FN(prefetch_)(vbase + (j + J) * vs, w, 0);
-                }
-            }
-            if (vbase) {
-                const T *restrict q = vbase + j * vs;
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    T t = EXPSUM(r[k] - mm[k]);
-                    int at_max = r[k] == mm[k];
-                    rr[k] += at_max ? (T)0 : t;
-                    cc[k] += at_max ? (T)1 : (T)0;
-                    tt[k] += t * q[k];
-                }
-            } else {
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    T t = EXPSUM(r[k] - mm[k]);
-                    int at_max = r[k] == mm[k];
-                    rr[k] += at_max ? (T)0 : t;
-                    cc[k] += at_max ? (T)1 : (T)0;
-                }
-            }
-        }
-#pragma omp simd
-        for (ptrdiff_t k = 0; k < w; k++) {
-            c[k] += (double)cc[k];
-            rest[k] += (double)rr[k];
-            tv[k] += (double)tt[k];
+        if (k0 < w) {
+            FN(cols_strip_)(r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn,
+                            w - k0,
+                            m + k0, c + k0, rest + k0, tv + k0);
         }
     }
 }

@@ -210,6 +210,15 @@ static void FN(chunk_log_softmax_)(const T *restrict x, ptrdiff_t n, T m,
     }
 }
 
+/* y = exp(x - m) * rd (softmax of a long row, rd = 1 / sum rounded once) */
+static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
+                               T *restrict y) {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = EXPNEG(x[i] - m) * rd;
+    }
+}
+
 static void FN(chunk_jvp_)(const T *restrict x, const T *restrict v,
                            ptrdiff_t n, T m, T lse_m, T q, T *restrict y,
                            T *restrict dy) {
@@ -971,16 +980,20 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
             T *yr = y + o * ys[0] + k * ys[2];
             T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
-            if (op == 0) {
+            STATS st;
+            if (op == 0 && n < LSM_LONG_ROW) {
                 FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by,
                                  FN(next_row_)(x, xs, outer, n, inner, o, k));
                 continue;
             }
-            STATS st;
             if (FN(row_stats_)(xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st,
                                bx, bv, FN(next_row_)(x, xs, outer, n, inner, o, k),
                                v ? FN(next_row_)(v, vs, outer, n, inner, o, k)
                                  : NULL)) {
+                if (op == 0) {
+                    FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by, NULL);
+                    continue;
+                }
                 FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
                 if (dyr) {
                     FN(fill_)(dyr, dys[1], n, (T)NAN);
@@ -989,12 +1002,15 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             }
             double lm = FN(log_sum_)(st.c, st.rest);
             T q = (T)(st.tv / (st.c + st.rest));
+            T rd = (T)(1.0 / (st.c + st.rest));
             for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
                 ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
                 const T *xc = FN(load_)(xr + i0 * xs[1], xs[1], len, bx,
                                         xr == yr || xr == dyr);
                 T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
-                if (op == 1) {
+                if (op == 0) {
+                    FN(chunk_softmax_)(xc, len, st.m, rd, yc);
+                } else if (op == 1) {
                     FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
                 } else {
                     const T *vc = FN(load_)(vr + i0 * vs[1], vs[1], len, bv,

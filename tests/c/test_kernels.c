@@ -6,12 +6,16 @@
  * ("column") layouts, plus the inf/nan rows and the accuracy of the exp.
  * Exit status 0 when all checks pass; prints "N passed, N failed".
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lsm.h"
+
+#define EPS_f32 FLT_EPSILON
+#define EPS_f64 DBL_EPSILON
 
 static int n_pass = 0, n_fail = 0;
 
@@ -231,6 +235,57 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     free(of);
 }
 
+/* softmax of rows long enough for the two-exp pass (LSM_LONG_ROW): rows
+ * with +inf or nan give nan, as scipy does, and leading -inf entries 0 (the
+ * others within check_layout's bound of the reference). */
+#define CHECK_LONG_SOFTMAX(T, SFX)                                             \
+    do {                                                                       \
+        const ptrdiff_t n = 3300000, xs[3] = {n, 1, 1};                        \
+        T *x = malloc((size_t)n * sizeof(T)), *y = malloc((size_t)n * sizeof(T)); \
+        for (int c = 0; c < 3; c++) {                                          \
+            for (ptrdiff_t i = 0; i < n; i++) {                                \
+                x[i] = c == 2 && i < 1000000 ? -(T)INFINITY : (T)(i % 7) - 3;  \
+            }                                                                  \
+            if (c == 0) {                                                      \
+                x[2000000] = (T)INFINITY;                                      \
+            } else if (c == 1) {                                               \
+                x[2000000] = (T)NAN;                                           \
+            }                                                                  \
+            lsm_softmax_##SFX(1, n, 1, x, xs, y, xs);                          \
+            ptrdiff_t i_bad = -1;                                              \
+            long double d = 0, want_bad = 0;                                   \
+            for (ptrdiff_t i = 1000000; i < n; i++) {                          \
+                d += expl((long double)x[i] - 3);                              \
+            }                                                                  \
+            for (ptrdiff_t i = 0; i < n && i_bad < 0; i++) {                   \
+                long double want = c < 2 ? NAN                                 \
+                                   : i < 1000000                               \
+                                       ? 0                                     \
+                                       : expl((long double)x[i] - 3) / d;      \
+                /* check_layout's bound: eps (|z| + log2 n) with k = 8 */      \
+                long double z = (long double)x[i] - 3 - logl(d);               \
+                int ok = c < 2 ? isnan(y[i])                                   \
+                         : want == 0 ? y[i] == 0                               \
+                                     : fabsl((long double)y[i] - want) <=      \
+                                           8 * EPS_##SFX * (fabsl(z) + 22) *   \
+                                               want;                           \
+                if (!ok) {                                                     \
+                    i_bad = i;                                                 \
+                    want_bad = want;                                           \
+                }                                                              \
+            }                                                                  \
+            CHECK(i_bad < 0, "long softmax row " #SFX " case %d: y[%ld] = %Lg, want %Lg", \
+                  c, (long)(i_bad), (long double)y[i_bad < 0 ? 0 : i_bad], want_bad); \
+        }                                                                      \
+        free(x);                                                               \
+        free(y);                                                               \
+    } while (0)
+
+static void check_long_softmax(void) {
+    CHECK_LONG_SOFTMAX(float, f32);
+    CHECK_LONG_SOFTMAX(double, f64);
+}
+
 static void check_special_rows(void) {
     const double inf = INFINITY, nan = NAN;
     /* rows of 2: expected logsumexp, and log_softmax / softmax outputs */
@@ -442,8 +497,12 @@ int main(void) {
     for (int dbl = 0; dbl < 2; dbl++) {
         check_layout(1, 1100000, 1, 0, dbl); /* contiguous */
         check_layout(1, 1100000, 1, 2, dbl); /* strided: gathered chunks */
+        /* softmax's two-exp pass for rows of LSM_LONG_ROW or more */
+        check_layout(1, 3300000, 1, 0, dbl);
+        check_layout(1, 3300000, 1, 2, dbl);
     }
     check_special_rows();
+    check_long_softmax();
     check_exp();
     check_softmax_tail();
     check_args();

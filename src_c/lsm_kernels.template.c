@@ -127,10 +127,20 @@ static int FN(chunk_has_nan_)(const T *restrict x, const T *restrict w,
 
 /* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates) */
 static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
-                              STATS *st, const T *pf, ptrdiff_t pfn) {
+                              int below, STATS *st, const T *pf,
+                              ptrdiff_t pfn) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         FN(prefetch_part_)(pf, pfn, j0, j1);
+        if (below) { /* no entry of the chunk is at the max: all are rest */
+            T rest = 0;
+#pragma omp simd reduction(+ : rest)
+            for (ptrdiff_t i = j0; i < j1; i++) {
+                rest += EXPSUM(x[i] - m);
+            }
+            st->rest += (double)rest;
+            continue;
+        }
         /* all: every term; rest: the terms of entries below the max. The
          * entries at the max add exactly 1 each to all, so all - rest is
          * their count plus rounding errors far below 1/2 (<= 1024 terms,
@@ -340,8 +350,9 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
         const T *xc = FN(gather_)(x + i0 * sx, sx, len, bx);
         const T *wc = w ? FN(gather_)(w + i0 * sw, sw, len, bw) : NULL;
         const T *vc = v ? FN(gather_)(v + i0 * sv, sv, len, bw) : NULL;
-        FN(stats_raise_)(st, wc ? FN(chunk_max_w_)(xc, wc, len, st->m)
-                                : FN(chunk_max_)(xc, len, st->m));
+        const T cm = wc ? FN(chunk_max_w_)(xc, wc, len, -T_INF)
+                        : FN(chunk_max_)(xc, len, -T_INF);
+        FN(stats_raise_)(st, cm);
         if (st->m == T_INF) {
             return 1;
         }
@@ -358,7 +369,7 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
         } else if (vc) {
             FN(chunk_sumexp_v_)(xc, vc, len, st->m, st, px, pv, pn);
         } else {
-            FN(chunk_sumexp_)(xc, len, st->m, st, px, pn);
+            FN(chunk_sumexp_)(xc, len, st->m, cm < st->m, st, px, pn);
         }
     }
     if (st->m == -T_INF) {

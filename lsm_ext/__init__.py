@@ -2,6 +2,7 @@
 derivatives (JVP and VJP of log_softmax), a drop-in for scipy.special."""
 
 from ._core import isa
+from ._outcache import output_cache_info, set_output_cache
 from ._dispatch import (
     log_softmax,
     log_softmax_jvp,
@@ -20,4 +21,6 @@ __all__ = [
     "log_softmax",
     "log_softmax_jvp",
     "log_softmax_vjp",
+    "set_output_cache",
+    "output_cache_info",
 ]

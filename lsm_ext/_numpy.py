@@ -22,6 +22,7 @@ from math import prod
 import numpy as np
 
 from . import _core, _fallback
+from ._outcache import empty as _empty
 
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import normalize_axis_tuple
@@ -153,9 +154,9 @@ def _empty_like_perm(a, perm, dtype):
     """An output of a's shape whose memory order follows perm, and the output
     seen in a's axis order."""
     if perm is _IDENTITY[a.ndim] or perm == _IDENTITY[a.ndim]:
-        buf = np.empty(a.shape, dtype=dtype)
+        buf = _empty(a.shape, dtype)
         return buf, buf
-    buf = np.empty(tuple(a.shape[d] for d in perm), dtype=dtype)
+    buf = _empty(tuple(a.shape[d] for d in perm), dtype)
     inverse = [0] * len(perm)
     for i, d in enumerate(perm):
         inverse[d] = i
@@ -457,7 +458,7 @@ def _fast(kernel, axis, arrs, n_out):
         fl = o.flags
         if not (fl.c_contiguous and fl.aligned):
             return None
-    outs = [np.empty(shape, dt) for _ in range(n_out)]
+    outs = [_empty(shape, dt) for _ in range(n_out)]
     kernel(*[o.reshape(dims) for o in arrs], *[o.reshape(dims) for o in outs])
     return outs
 

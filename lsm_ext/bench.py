@@ -9,14 +9,14 @@ rounds and every ratio is the median of the per-round ratios (machines are
 shared and noisy; ratios of calls made together are what to read):
 
 * ``lsm_ext ms`` -- a plain call, which allocates its result (as SciPy's);
+  outputs of 1 MiB or more come through lsm_ext's output cache, so from the
+  second round on they reuse the memory of the previous round's result
+  instead of fresh pages (``LSM_EXT_OUTPUT_CACHE_MB=0`` turns that off);
 * ``out= ms`` -- the same call writing into preallocated arrays (``out=``);
 * ``floor`` -- the ``out=`` time / the bandwidth floor on the same bytes,
   into the same kind of preallocated array: ``np.sum`` (read only) for
   logsumexp, ``np.copyto`` (read + write) for softmax and log_softmax, two
-  copies for the JVP and VJP (2 reads, 2 or 1 writes). (Results too large
-  for the allocator's free lists come fresh from the kernel, which zeroes
-  them on first touch: for 64 MB that costs about as much as a copy, which
-  is why ``out=`` is the fair comparison with the floor);
+  copies for the JVP and VJP (2 reads, 2 or 1 writes);
 * ``xSciPy`` -- SciPy time / lsm_ext time (scipy.special; for the JVP the
   composition log_softmax + softmax, for the VJP a NumPy formula);
 * ``xNumPy`` -- a NumPy max-shift implementation's time / lsm_ext time.

@@ -1,0 +1,184 @@
+/*
+ * _outcache.h -- a small cache of large output buffers (NumPy path).
+ *
+ * A fresh buffer of more than about 32 MB comes from the operating system
+ * (glibc maps blocks that large and unmaps them on free), and writing it the
+ * first time costs the kernel's page faults and zeroing: about 2.4 ms per
+ * 32 MB here, as much as the softmax itself. The outputs of lsm_ext's
+ * functions are allocated through the NumPy memory handler below, which keeps
+ * the blocks of freed outputs (at most LSM_OC_SLOTS blocks of at least
+ * LSM_OC_MIN bytes, `limit` bytes in all) and hands one back when an output
+ * of the same size is asked for, so that a loop calling lsm_ext on arrays of
+ * one shape stops paying for fresh pages. Everything else goes to NumPy's
+ * default handler (which also takes back what the cache lets go). Arrays keep
+ * a reference to their handler, so a cached block is always freed here.
+ *
+ * Included by _outcache.pyx after numpy/arrayobject.h; thread-safe (one
+ * lock, taken without the GIL being needed).
+ */
+#ifndef LSM_OUTCACHE_H
+#define LSM_OUTCACHE_H
+
+#include <Python.h>
+#include <pythread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LSM_OC_SLOTS 8
+#define LSM_OC_MIN ((size_t)1 << 20)
+
+typedef struct {
+    void *p;         /* a free block, or NULL */
+    size_t size;     /* its size in bytes */
+    uint64_t stamp;  /* when it was freed (the oldest goes first) */
+} lsm_oc_slot;
+
+static struct {
+    PyThread_type_lock lock;
+    PyDataMem_Handler *dflt; /* NumPy's default handler */
+    lsm_oc_slot slot[LSM_OC_SLOTS];
+    size_t held;   /* bytes held in the slots */
+    size_t limit;  /* most bytes held; 0 caches nothing */
+    uint64_t clock;
+    uint64_t hits, misses;
+} lsm_oc;
+
+static void *lsm_oc_malloc(void *ctx, size_t size) {
+    (void)ctx;
+    void *p = NULL;
+    if (size >= LSM_OC_MIN) {
+        PyThread_acquire_lock(lsm_oc.lock, WAIT_LOCK);
+        for (int i = 0; i < LSM_OC_SLOTS; i++) {
+            if (lsm_oc.slot[i].p && lsm_oc.slot[i].size == size) {
+                p = lsm_oc.slot[i].p;
+                lsm_oc.slot[i].p = NULL;
+                lsm_oc.held -= size;
+                break;
+            }
+        }
+        if (p) {
+            lsm_oc.hits++;
+        } else {
+            lsm_oc.misses++;
+        }
+        PyThread_release_lock(lsm_oc.lock);
+    }
+    if (!p) {
+        p = lsm_oc.dflt->allocator.malloc(lsm_oc.dflt->allocator.ctx, size);
+    }
+    return p;
+}
+
+static void *lsm_oc_calloc(void *ctx, size_t nelem, size_t elsize) {
+    (void)ctx;
+    return lsm_oc.dflt->allocator.calloc(lsm_oc.dflt->allocator.ctx, nelem,
+                                         elsize);
+}
+
+static void *lsm_oc_realloc(void *ctx, void *ptr, size_t new_size) {
+    (void)ctx;
+    return lsm_oc.dflt->allocator.realloc(lsm_oc.dflt->allocator.ctx, ptr,
+                                          new_size);
+}
+
+/* Index of the oldest block held, or -1 (lock held). */
+static int lsm_oc_oldest(void) {
+    int old = -1;
+    for (int i = 0; i < LSM_OC_SLOTS; i++) {
+        if (lsm_oc.slot[i].p &&
+            (old < 0 || lsm_oc.slot[i].stamp < lsm_oc.slot[old].stamp)) {
+            old = i;
+        }
+    }
+    return old;
+}
+
+/* Empties slot i (lock held). */
+static void lsm_oc_drop(int i) {
+    if (lsm_oc.slot[i].p) {
+        lsm_oc.dflt->allocator.free(lsm_oc.dflt->allocator.ctx,
+                                    lsm_oc.slot[i].p, lsm_oc.slot[i].size);
+        lsm_oc.held -= lsm_oc.slot[i].size;
+        lsm_oc.slot[i].p = NULL;
+    }
+}
+
+/* Frees blocks, oldest first, until `keep` more bytes fit under the limit
+ * (lock held). */
+static void lsm_oc_evict(size_t keep) {
+    while (lsm_oc.held > 0 && lsm_oc.held + keep > lsm_oc.limit) {
+        lsm_oc_drop(lsm_oc_oldest());
+    }
+}
+
+static void lsm_oc_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    if (ptr && size >= LSM_OC_MIN) {
+        int kept = 0;
+        PyThread_acquire_lock(lsm_oc.lock, WAIT_LOCK);
+        if (size <= lsm_oc.limit) {
+            lsm_oc_evict(size);
+            int i = 0;
+            while (i < LSM_OC_SLOTS && lsm_oc.slot[i].p) {
+                i++;
+            }
+            if (i == LSM_OC_SLOTS) { /* every slot in use: the oldest goes */
+                i = lsm_oc_oldest();
+                lsm_oc_drop(i);
+            }
+            lsm_oc.slot[i].p = ptr;
+            lsm_oc.slot[i].size = size;
+            lsm_oc.slot[i].stamp = ++lsm_oc.clock;
+            lsm_oc.held += size;
+            kept = 1;
+        }
+        PyThread_release_lock(lsm_oc.lock);
+        if (kept) {
+            return;
+        }
+    }
+    lsm_oc.dflt->allocator.free(lsm_oc.dflt->allocator.ctx, ptr, size);
+}
+
+static PyDataMem_Handler lsm_oc_handler = {
+    "lsm_ext_output_cache",
+    1,
+    {NULL, lsm_oc_malloc, lsm_oc_calloc, lsm_oc_realloc, lsm_oc_free},
+};
+
+/* Sets up the cache with NumPy's default handler behind it; -1 on error. */
+static int lsm_oc_init(size_t limit) {
+    lsm_oc.dflt = (PyDataMem_Handler *)PyCapsule_GetPointer(
+        PyDataMem_DefaultHandler, "mem_handler");
+    if (!lsm_oc.dflt) {
+        return -1;
+    }
+    lsm_oc.lock = PyThread_allocate_lock();
+    if (!lsm_oc.lock) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    lsm_oc.limit = limit;
+    return 0;
+}
+
+/* Sets the limit (frees what no longer fits) and returns the previous one. */
+static size_t lsm_oc_set_limit(size_t limit) {
+    PyThread_acquire_lock(lsm_oc.lock, WAIT_LOCK);
+    size_t prev = lsm_oc.limit;
+    lsm_oc.limit = limit;
+    lsm_oc_evict(0);
+    PyThread_release_lock(lsm_oc.lock);
+    return prev;
+}
+
+/* Bytes held, hits and misses (allocations of at least LSM_OC_MIN bytes). */
+static void lsm_oc_stats(size_t *held, uint64_t *hits, uint64_t *misses) {
+    PyThread_acquire_lock(lsm_oc.lock, WAIT_LOCK);
+    *held = lsm_oc.held;
+    *hits = lsm_oc.hits;
+    *misses = lsm_oc.misses;
+    PyThread_release_lock(lsm_oc.lock);
+}
+
+#endif /* LSM_OUTCACHE_H */

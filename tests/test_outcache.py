@@ -136,19 +136,21 @@ def test_resize_and_free_from_other_threads(cache):
     assert lx.output_cache_info()["held"] <= 64 * MIB
 
 
-def _import_with_env(value):
+def _import_with_env(value, cwd):
+    """A fresh interpreter's cache limit (run outside the source tree, so that
+    it imports the installed package)."""
     env = dict(os.environ, LSM_EXT_OUTPUT_CACHE_MB=value)
     code = "import lsm_ext as lx; print(lx.output_cache_info()['limit'])"
-    return subprocess.run([sys.executable, "-c", code], env=env,
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
                           capture_output=True, text=True)
 
 
-def test_environment_variable():
-    r = _import_with_env("0")
-    assert r.returncode == 0 and r.stdout.strip() == "0"
-    r = _import_with_env("1.5")
-    assert r.returncode == 0 and int(r.stdout) == int(1.5 * MIB)
-    r = _import_with_env("lots")
+def test_environment_variable(tmp_path):
+    r = _import_with_env("0", tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "0", r.stderr
+    r = _import_with_env("1.5", tmp_path)
+    assert r.returncode == 0 and int(r.stdout) == int(1.5 * MIB), r.stderr
+    r = _import_with_env("lots", tmp_path)
     assert r.returncode != 0 and "LSM_EXT_OUTPUT_CACHE_MB" in r.stderr
     with pytest.raises(ValueError, match="nbytes"):
         lx.set_output_cache(-1)

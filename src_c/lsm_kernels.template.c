@@ -549,24 +549,26 @@ static LSM_ALWAYS_INLINE void FN(cols_strip_)(
         z.sh[k] = m[k] == -T_INF ? (T)0 : m[k];
         z.cc[k] = z.rr[k] = z.tt[k] = 0;
     }
-    /* short columns: one group, one comparison of the maxima */
-    ptrdiff_t j = J <= 2 * U ? J : 0;
-    if (j) {
+    if (J <= 2 * U) {
+        /* short columns (or the last few rows: nothing left to prefetch):
+         * one group, one comparison of the maxima */
         FN(strip_rows_)(&z, r0, s, q0, vs, (int)J, kw, c, rest, tv);
-    }
-    for (; j + U <= J; j += U) {
-        for (ptrdiff_t u = j; u < j + U && u < pfn; u++) {
-            FN(prefetch_)(r0 + (J + u) * s, kw, 0);
-            if (q0) {
-                FN(prefetch_)(q0 + (J + u) * vs, kw, 0);
+    } else {
+        ptrdiff_t j = 0;
+        for (; j + U <= J; j += U) {
+            for (ptrdiff_t u = j; u < j + U && u < pfn; u++) {
+                FN(prefetch_)(r0 + (J + u) * s, kw, 0);
+                if (q0) {
+                    FN(prefetch_)(q0 + (J + u) * vs, kw, 0);
+                }
             }
+            FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, U,
+                            kw, c, rest, tv);
         }
-        FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, U, kw,
-                        c, rest, tv);
-    }
-    if (j < J) {
-        FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs,
-                        (int)(J - j), kw, c, rest, tv);
+        if (j < J) {
+            FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs,
+                            (int)(J - j), kw, c, rest, tv);
+        }
     }
 #pragma omp simd
     for (ptrdiff_t k = 0; k < kw; k++) {

@@ -286,6 +286,12 @@ static void check_long_softmax(void) {
     CHECK_LONG_SOFTMAX(double, f64);
 }
 
+/* got is want (both nan counting as equal), or within 1e-15 of it */
+static int same_or_close(double got, double want) {
+    return (isnan(got) && isnan(want)) || got == want ||
+           fabs(got - want) <= 1e-15 * fabs(want);
+}
+
 static void check_special_rows(void) {
     const double inf = INFINITY, nan = NAN;
     /* rows of 2: expected logsumexp, and log_softmax / softmax outputs */
@@ -305,24 +311,20 @@ static void check_special_rows(void) {
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         double out, y[2];
         lsm_logsumexp_f64(1, 2, 1, cases[c].x, xs, &out, os);
-        int same = (isnan(out) && isnan(cases[c].lse)) ||
-                   out == cases[c].lse ||
-                   fabs(out - cases[c].lse) <= 1e-15 * fabs(cases[c].lse);
-        CHECK(same, "special lse case %zu: got %g want %g", c, out, cases[c].lse);
+        CHECK(same_or_close(out, cases[c].lse),
+              "special lse case %zu: got %g want %g", c, out, cases[c].lse);
         lsm_log_softmax_f64(1, 2, 1, cases[c].x, xs, y, xs);
         for (int i = 0; i < 2; i++) {
             double w = cases[c].ls[i];
-            int ok = (isnan(y[i]) && isnan(w)) || y[i] == w ||
-                     fabs(y[i] - w) <= 1e-15 * fabs(w);
-            CHECK(ok, "special log_softmax case %zu[%d]: got %g want %g", c, i,
+            CHECK(same_or_close(y[i], w),
+                  "special log_softmax case %zu[%d]: got %g want %g", c, i,
                   y[i], w);
         }
         lsm_softmax_f64(1, 2, 1, cases[c].x, xs, y, xs);
         for (int i = 0; i < 2; i++) {
             double w = cases[c].sm[i];
-            int ok = (isnan(y[i]) && isnan(w)) || y[i] == w ||
-                     fabs(y[i] - w) <= 1e-15 * fabs(w);
-            CHECK(ok, "special softmax case %zu[%d]: got %g want %g", c, i,
+            CHECK(same_or_close(y[i], w),
+                  "special softmax case %zu[%d]: got %g want %g", c, i,
                   y[i], w);
         }
     }

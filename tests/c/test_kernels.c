@@ -337,6 +337,73 @@ static void check_special_rows(void) {
     CHECK(isnan(out), "weighted negative without sign gives nan: %g", out);
 }
 
+/* Rows of one call are pipelined (each row's output written during the
+ * next row's statistics pass): the rows of one call, regular and special
+ * (+inf in a later chunk, all -inf, nan, -inf for a whole first chunk) in
+ * any order, give bit for bit what each row gives on its own, out of place
+ * and in place, for log_softmax and the JVP. */
+#define DEFINE_CHECK_PIPELINE(T, SFX)                                          \
+    static void check_pipeline_##SFX(ptrdiff_t n) {                            \
+        enum { R = 8 };                                                        \
+        const ptrdiff_t N = R * n, s[3] = {n, 1, 1};                           \
+        T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
+        T *y = malloc(sizeof(T) * (size_t)N), *d = malloc(sizeof(T) * (size_t)N); \
+        T *y1 = malloc(sizeof(T) * (size_t)N), *d1 = malloc(sizeof(T) * (size_t)N); \
+        for (ptrdiff_t i = 0; i < N; i++) {                                    \
+            x[i] = (T)(4 * nrand());                                           \
+            v[i] = (T)nrand();                                                 \
+        }                                                                      \
+        x[1 * n + n - 1] = (T)INFINITY;    /* +inf in the last chunk */        \
+        for (ptrdiff_t j = 0; j < n; j++) {                                    \
+            x[2 * n + j] = -(T)INFINITY;   /* all -inf */                      \
+        }                                                                      \
+        x[4 * n + n / 2] = (T)NAN;         /* nan among finite */              \
+        for (ptrdiff_t j = 0; j < n && j < 1024; j++) {                        \
+            x[5 * n + j] = -(T)INFINITY;   /* a first chunk of -inf */         \
+        }                                                                      \
+        x[7 * n] = (T)NAN;                 /* the last row */                  \
+        for (int inplace = 0; inplace < 2; inplace++) {                        \
+            T *yo = y, *dyo = d;                                               \
+            if (inplace) {                                                     \
+                memcpy(y, x, sizeof(T) * (size_t)N);                           \
+                memcpy(d, v, sizeof(T) * (size_t)N);                           \
+                lsm_log_softmax_##SFX(R, n, 1, y, s, y, s);                    \
+            } else {                                                           \
+                lsm_log_softmax_##SFX(R, n, 1, x, s, y, s);                    \
+            }                                                                  \
+            for (ptrdiff_t r = 0; r < R; r++) {                                \
+                lsm_log_softmax_##SFX(1, n, 1, x + r * n, s, y1 + r * n, s);   \
+            }                                                                  \
+            CHECK(memcmp(y1, yo, sizeof(T) * (size_t)N) == 0,                  \
+                  "pipelined log_softmax " #SFX " n %td in place %d", n,       \
+                  inplace);                                                    \
+            if (inplace) {                                                     \
+                memcpy(y, x, sizeof(T) * (size_t)N);                           \
+                lsm_log_softmax_jvp_##SFX(R, n, 1, y, s, d, s, y, s, d, s);    \
+            } else {                                                           \
+                lsm_log_softmax_jvp_##SFX(R, n, 1, x, s, v, s, y, s, d, s);    \
+            }                                                                  \
+            for (ptrdiff_t r = 0; r < R; r++) {                                \
+                lsm_log_softmax_jvp_##SFX(1, n, 1, x + r * n, s, v + r * n, s, \
+                                          y1 + r * n, s, d1 + r * n, s);       \
+            }                                                                  \
+            CHECK(memcmp(y1, yo, sizeof(T) * (size_t)N) == 0 &&                \
+                      memcmp(d1, dyo, sizeof(T) * (size_t)N) == 0,             \
+                  "pipelined jvp " #SFX " n %td in place %d", n, inplace);     \
+        }                                                                      \
+        free(x); free(v); free(y); free(d); free(y1); free(d1);                \
+    }
+DEFINE_CHECK_PIPELINE(double, f64)
+DEFINE_CHECK_PIPELINE(float, f32)
+
+static void check_pipeline(void) {
+    const ptrdiff_t ns[] = {65, 1000, 1024, 2500};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        check_pipeline_f64(ns[i]);
+        check_pipeline_f32(ns[i]);
+    }
+}
+
 static void check_exp(void) {
     double worst32 = 0, worst64 = 0;
     for (int i = 0; i <= 200000; i++) {
@@ -509,6 +576,7 @@ int main(void) {
     check_softmax_tail();
     check_args();
     check_in_place();
+    check_pipeline();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
 }

@@ -8,6 +8,12 @@ floor, SciPy and NumPy once each, side by side; times are medians over the
 rounds and every ratio is the median of the per-round ratios (machines are
 shared and noisy; ratios of calls made together are what to read):
 
+Before each timed call (ours, the floor's, SciPy's, NumPy's alike) a buffer
+of twice the last-level cache is read, so every call starts with its arrays
+in memory, as data produced elsewhere would be (``--cache warm`` skips that:
+arrays of a few MB then stay in a large L3 from one call to the next, and the
+floors become L3 copies rather than memory copies).
+
 * ``lsm_ext ms`` -- a plain call, which allocates its result (as SciPy's);
   outputs of 1 MiB or more come through lsm_ext's output cache, so from the
   second round on they reuse the memory of the previous round's result
@@ -44,12 +50,44 @@ FULL_SHAPES = [
 QUICK_SHAPES = [((100_000, 8), -1), ((512, 1024), -1), ((16, 32000), -1), ((256, 512), 0)]
 
 
-def _interleaved_times(fns, repeat):
+def _last_level_cache_bytes():
+    """Size of the largest CPU cache (Linux sysfs), 32 MiB if unknown."""
+    best = 0
+    for idx in range(8):
+        path = f"/sys/devices/system/cpu/cpu0/cache/index{idx}/size"
+        try:
+            with open(path) as f:
+                txt = f.read().strip()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(txt[-1:], 1)
+        best = max(best, int(txt.rstrip("KMG") or 0) * mult)
+    return best or (32 << 20)
+
+
+class _Evict:
+    """Reads a buffer of twice the last-level cache before a timed call, so
+    that every call (ours and the floor's alike) starts with its arrays in
+    memory, not left in cache by the call before it (cache='cold'); does
+    nothing for cache='warm'. Reading, not writing, leaves clean lines: no
+    write-back lands in the next call's time."""
+
+    def __init__(self, cache):
+        n = 2 * _last_level_cache_bytes() // 8 if cache == "cold" else 0
+        self.buf = np.ones(n) if n else None
+
+    def __call__(self):
+        if self.buf is not None:
+            self.buf.sum()
+
+
+def _interleaved_times(fns, repeat, evict=None):
     """Times of each function in `fns` over `repeat` rounds, every round
     calling each function once (in an order rotated from round to round), so
     that the ratios of one round compare calls made side by side: on a
     shared, noisy machine the medians of per-round ratios are far steadier
-    than ratios of medians taken one function after another."""
+    than ratios of medians taken one function after another. `evict` (if
+    given) runs before each timed call, outside its time."""
     live = [f for f in fns if f is not None]
     for f in live:
         f()  # warm up (allocations, first-call dispatch)
@@ -58,6 +96,8 @@ def _interleaved_times(fns, repeat):
         order = [i for i, f in enumerate(fns) if f is not None]
         order = order[r % len(order):] + order[:r % len(order)]
         for i in order:
+            if evict is not None:
+                evict()
             t0 = time.perf_counter()
             fns[i]()
             times[i].append(time.perf_counter() - t0)
@@ -162,12 +202,13 @@ def _cases(x, v, axis, sp):
     ]
 
 
-def benchmark(shapes, repeat, out=sys.stdout):
+def benchmark(shapes, repeat, out=sys.stdout, cache="cold"):
     try:
         import scipy.special as sp
     except ImportError:  # the table still runs, without the SciPy column
         sp = None
     rng = np.random.default_rng(0)
+    evict = _Evict(cache)
     header = (f"{'op':<12}{'dtype':<9}{'shape':<18}{'axis':<6}{'lsm_ext ms':>11}"
               f"{'out= ms':>9}{'floor':>8}{'xSciPy':>8}{'xNumPy':>8}")
     print(header, file=out)
@@ -180,7 +221,7 @@ def benchmark(shapes, repeat, out=sys.stdout):
             for op, ours, ours_out, floor, scipy_fn, numpy_fn in _cases(x, v, axis,
                                                                         sp):
                 T, TO, F, S, N = _interleaved_times(
-                    [ours, ours_out, floor, scipy_fn, numpy_fn], repeat)
+                    [ours, ours_out, floor, scipy_fn, numpy_fn], repeat, evict)
                 t, to = float(np.median(T)), float(np.median(TO))
                 fl = float(np.median(TO / F))  # per-round ratios, then median
                 xs = float(np.median(S / T)) if S is not None else None
@@ -223,14 +264,17 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per timing")
+    ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
+                    help="cold (default): every timed call starts with its "
+                         "arrays out of cache; warm: as the call before left them")
     args = ap.parse_args(argv)
     print(f"lsm_ext {lx.__version__}  numpy {np.__version__}  isa {lx.isa()}  "
-          "(1 thread)")
+          f"(1 thread, cache {args.cache})")
     print("self-check:", self_check())
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     repeat = args.repeat or (3 if args.quick else 7)
     print()
-    benchmark(shapes, repeat)
+    benchmark(shapes, repeat, cache=args.cache)
     small_call_latency()
 
 

@@ -1,7 +1,7 @@
 """lsm_ext: fast, numerically stable logsumexp, softmax, log_softmax and their
 derivatives (JVP and VJP of log_softmax), a drop-in for scipy.special."""
 
-from ._core import isa
+from ._core import get_num_threads, isa, set_num_threads
 from ._outcache import output_cache_info, set_output_cache
 from ._dispatch import (
     log_softmax,
@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "isa",
+    "set_num_threads",
+    "get_num_threads",
     "logsumexp",
     "softmax",
     "log_softmax",

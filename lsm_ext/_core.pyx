@@ -57,12 +57,42 @@ cdef extern from "lsm.h" nogil:
     int lsm_exp_f32(ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t)
     int lsm_exp_f64(ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t)
     const char *lsm_isa()
+    void lsm_set_num_threads(int n)
+    int lsm_get_num_threads()
 
 
 def isa():
     """Name of the instruction-set level the kernels use ("baseline", "avx2",
     "avx512", or "generic" for a build without run-time dispatch)."""
     return lsm_isa().decode("ascii")
+
+
+def set_num_threads(n):
+    """Set how many threads each kernel call may use.
+
+    Parameters
+    ----------
+    n : int
+        The most threads a call shares its work among (a call on a small
+        array uses fewer: at least 32768 elements per thread). ``0`` (the
+        default) follows OpenMP's own setting, which ``OMP_NUM_THREADS`` and
+        ``threadpoolctl.threadpool_limits`` control.
+
+    Notes
+    -----
+    Results are the same, bit for bit, whatever the thread count. A build
+    without OpenMP always runs on the calling thread.
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"set_num_threads: n must be >= 0, got {n}")
+    lsm_set_num_threads(n)
+
+
+def get_num_threads():
+    """The most threads a kernel call uses now (see `set_num_threads`); 1 in
+    a build without OpenMP."""
+    return lsm_get_num_threads()
 
 
 cdef inline int _strides3(const real[:, :, :] a, ptrdiff_t *s) except -1:

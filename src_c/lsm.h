@@ -82,6 +82,15 @@ LSM_DECLARE(double, f64, )
  * level), "generic" when the library was built without dispatch. */
 const char *lsm_isa(void);
 
+/* Threads: a kernel call splits its work (rows, column blocks) among at
+ * most lsm_get_num_threads() threads, fewer for small arrays; results are
+ * the same, bit for bit, whatever the count. lsm_set_num_threads(n > 0)
+ * sets the count for every later call; 0 (the default) follows OpenMP's
+ * setting (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl). Built
+ * without OpenMP: always 1. */
+void lsm_set_num_threads(int n);
+int lsm_get_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,30 @@
 #include <string.h>
 
 #include "lsm_exp.h"
+#include "lsm_threads.h"
+
+/* Run the statement(s) in __VA_ARGS__ on each of the threads that
+ * lsm_threads_for_ grants `items` items (cut into `unit`s) of `work`
+ * elements, with lo_ and hi_ set to the thread's share [lo_, hi_) of
+ * [0, items). Everything the statements declare is private to the thread. */
+#ifdef _OPENMP
+#define LSM_OMP_PARALLEL _Pragma("omp parallel num_threads(nt_) if (nt_ > 1)")
+#else
+#define LSM_OMP_PARALLEL
+#endif
+#define LSM_SHARED(items, unit, work, ...)                                     \
+    do {                                                                       \
+        const ptrdiff_t items_ = (items), unit_ = (unit);                      \
+        const int nt_ =                                                        \
+            lsm_threads_for_((items_ + unit_ - 1) / unit_, (double)(work));    \
+        (void)nt_;                                                             \
+        LSM_OMP_PARALLEL                                                       \
+        {                                                                      \
+            ptrdiff_t lo_, hi_;                                                \
+            lsm_share_(items_, unit_, &lo_, &hi_);                             \
+            __VA_ARGS__;                                                       \
+        }                                                                      \
+    } while (0)
 
 /* Elements per chunk of a row: 2 passes over a chunk run from L1. */
 #define LSM_CHUNK 1024

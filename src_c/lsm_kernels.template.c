@@ -876,15 +876,16 @@ static int FN(short_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *s) {
 }
 
 /* Run short_block_ over all rows of a packed (outer, n, 1) view. */
-static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
-                                const T *x, const T *v, T *y, T *dy, T *out,
-                                ptrdiff_t os) {
+/* Rows [lo, hi) of a packed (outer, n, 1) view, in blocks of R rows. */
+static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
+                                  ptrdiff_t n, const T *x, const T *v, T *y,
+                                  T *dy, T *out, ptrdiff_t os) {
     T bx[LSM_CHUNK], bv[LSM_CHUNK];
     /* in place: blocks of x (v) are copied before y (dy) overwrites them */
     const int x_aliased = y && (x == y || x == dy);
     const int v_aliased = v && (v == y || v == dy);
-    ptrdiff_t R = LSM_CHUNK / n;
-    for (ptrdiff_t r0 = 0; r0 < outer; r0 += R) {
+    const ptrdiff_t R = LSM_CHUNK / n, outer = hi;
+    for (ptrdiff_t r0 = lo; r0 < outer; r0 += R) {
         ptrdiff_t rb = outer - r0 < R ? outer - r0 : R;
         ptrdiff_t e0 = r0 * n;
         const T *xb = FN(load_)(x + e0, 1, rb * n, bx, x_aliased);
@@ -892,6 +893,15 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
         FN(short_block_)(op, rb, n, xb, vb, y ? y + e0 : NULL,
                          dy ? dy + e0 : NULL, out ? out + r0 * os : NULL, os);
     }
+}
+
+/* All rows of a packed (outer, n, 1) view, shared among threads in whole
+ * blocks (so each row meets the same code whatever the thread count). */
+static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
+                                const T *x, const T *v, T *y, T *dy, T *out,
+                                ptrdiff_t os) {
+    LSM_SHARED(outer, LSM_CHUNK / n, outer * n * (v ? 2 : 1),
+               FN(short_rows_range_)(op, lo_, hi_, n, x, v, y, dy, out, os));
 }
 
 /* ------------------------------------------------------------------ API */
@@ -912,56 +922,106 @@ static ptrdiff_t FN(block_width_)(ptrdiff_t n, ptrdiff_t inner) {
     return w < inner ? w : inner;
 }
 
+/* logsumexp of the column blocks [lo, hi) (block i: o = i / nb, columns
+ * from (i % nb) * W, W wide) of an inner-contiguous view. */
+static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
+                                ptrdiff_t inner, const T *x,
+                                const ptrdiff_t xs[3], T *out,
+                                const ptrdiff_t os[2]) {
+    T m[LSM_COLS];
+    double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
+    T lm[LSM_COLS], rd[LSM_COLS];
+    unsigned char special[LSM_COLS];
+    const ptrdiff_t W = FN(block_width_)(n, inner);
+    const ptrdiff_t nb = (inner + W - 1) / W;
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const ptrdiff_t o = i / nb, k0 = (i % nb) * W;
+        ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+        const T *base = x + o * xs[0] + k0;
+        FN(cols_stats_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
+        FN(cols_finish_)(w, m, c, rest, lm, rd, special);
+        T *ob = out + o * os[0] + k0 * os[1];
+        for (ptrdiff_t k = 0; k < w; k++) {
+            double r = special[k] ? log(fabs(FN(special_sum_)(base + k, xs[1],
+                                                              NULL, 0, n)))
+                                  : (double)lm[k] + (double)m[k];
+            ob[k * os[1]] = (T)r;
+        }
+    }
+}
+
+/* logsumexp of the rows [lo, hi) (row r: o = r / inner, k = r % inner). */
+static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
+                                ptrdiff_t n, ptrdiff_t inner, const T *x,
+                                const ptrdiff_t xs[3], T *out,
+                                const ptrdiff_t os[2]) {
+    T bx[LSM_CHUNK];
+    for (ptrdiff_t r = lo; r < hi; r++) {
+        const ptrdiff_t o = r / inner, k = r % inner;
+        const T *row = x + o * xs[0] + k * xs[2];
+        const T *next = FN(next_row_)(x, xs, outer, n, inner, o, k);
+        STATS st;
+        double v;
+        if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL,
+                           next, NULL, NULL)) {
+            v = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
+        } else {
+            v = FN(log_sum_)(st.c, st.rest) + (double)st.m;
+        }
+        out[o * os[0] + k * os[1]] = (T)v;
+    }
+}
+
 int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                        const T *x, const ptrdiff_t xs[3], T *out,
                        const ptrdiff_t os[2]) {
     CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && os);
     CHECK_ARGS((outer == 0 || inner == 0) || (x && out));
-    T bx[LSM_CHUNK];
+    const ptrdiff_t rows = outer * inner, work = rows * n;
     if (n > 0 && FN(short_rows_)(n, inner, xs)) {
         FN(short_rows_run_)(3, outer, n, x, NULL, NULL, NULL, out, os[0]);
         return LSM_OK;
     }
     if (xs[1] != 1 && xs[2] == 1 && inner > 1) {
-        T m[LSM_COLS];
-        double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
-        T lm[LSM_COLS], rd[LSM_COLS];
-        unsigned char special[LSM_COLS];
-        ptrdiff_t W = FN(block_width_)(n, inner);
-        for (ptrdiff_t o = 0; o < outer; o++) {
-            for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
-                ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
-                const T *base = x + o * xs[0] + k0;
-                FN(cols_stats_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
-                FN(cols_finish_)(w, m, c, rest, lm, rd, special);
-                T *ob = out + o * os[0] + k0 * os[1];
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    double s = special[k]
-                                   ? log(fabs(FN(special_sum_)(base + k, xs[1],
-                                                               NULL, 0, n)))
-                                   : (double)lm[k] + (double)m[k];
-                    ob[k * os[1]] = (T)s;
-                }
-            }
-        }
+        const ptrdiff_t W = FN(block_width_)(n, inner);
+        LSM_SHARED(outer * ((inner + W - 1) / W), 1, work,
+                   FN(lse_cols_range_)(lo_, hi_, n, inner, x, xs, out, os));
         return LSM_OK;
     }
-    for (ptrdiff_t o = 0; o < outer; o++) {
-        for (ptrdiff_t k = 0; k < inner; k++) {
-            const T *row = x + o * xs[0] + k * xs[2];
-            const T *next = FN(next_row_)(x, xs, outer, n, inner, o, k);
-            STATS st;
-            double r;
-            if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL,
-                               next, NULL, NULL)) {
-                r = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
-            } else {
-                r = FN(log_sum_)(st.c, st.rest) + (double)st.m;
-            }
-            out[o * os[0] + k * os[1]] = (T)r;
-        }
-    }
+    LSM_SHARED(rows, 1, work,
+               FN(lse_rows_range_)(lo_, hi_, outer, n, inner, x, xs, out, os));
     return LSM_OK;
+}
+
+/* weighted logsumexp of the rows [lo, hi) (o = r / inner, k = r % inner) */
+static void FN(lse_weighted_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
+                                    ptrdiff_t inner, const T *x,
+                                    const ptrdiff_t xs[3], const T *b,
+                                    const ptrdiff_t bs[3], T *out,
+                                    const ptrdiff_t os[2], T *sign,
+                                    const ptrdiff_t ss[2]) {
+    T bx[LSM_CHUNK], bw[LSM_CHUNK];
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const ptrdiff_t o = i / inner, k = i % inner;
+        const T *row = x + o * xs[0] + k * xs[2];
+        const T *wrow = b + o * bs[0] + k * bs[2];
+        STATS st;
+        double r, sg;
+        if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx,
+                           bw, NULL, NULL, NULL)) {
+            double s = FN(special_sum_)(row, xs[1], wrow, bs[1], n);
+            r = log(fabs(s));
+            sg = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : s));
+        } else {
+            r = FN(stats_log_)(&st, &sg) + (double)st.m;
+        }
+        if (sign) {
+            sign[o * ss[0] + k * ss[1]] = (T)sg;
+        } else if (sg < 0) {
+            r = NAN;
+        }
+        out[o * os[0] + k * os[1]] = (T)r;
+    }
 }
 
 int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
@@ -972,29 +1032,9 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && bs && os);
     CHECK_ARGS((outer == 0 || inner == 0) || (x && b && out));
     CHECK_ARGS(sign == NULL || ss != NULL);
-    T bx[LSM_CHUNK], bw[LSM_CHUNK];
-    for (ptrdiff_t o = 0; o < outer; o++) {
-        for (ptrdiff_t k = 0; k < inner; k++) {
-            const T *row = x + o * xs[0] + k * xs[2];
-            const T *wrow = b + o * bs[0] + k * bs[2];
-            STATS st;
-            double r, sg;
-            if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx,
-                               bw, NULL, NULL, NULL)) {
-                double s = FN(special_sum_)(row, xs[1], wrow, bs[1], n);
-                r = log(fabs(s));
-                sg = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : s));
-            } else {
-                r = FN(stats_log_)(&st, &sg) + (double)st.m;
-            }
-            if (sign) {
-                sign[o * ss[0] + k * ss[1]] = (T)sg;
-            } else if (sg < 0) {
-                r = NAN;
-            }
-            out[o * os[0] + k * os[1]] = (T)r;
-        }
-    }
+    LSM_SHARED(outer * inner, 1, 2 * outer * inner * n,
+               FN(lse_weighted_range_)(lo_, hi_, n, inner, x, xs, b, bs, out,
+                                       os, sign, ss));
     return LSM_OK;
 }
 
@@ -1087,8 +1127,9 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
     }
 }
 
-/* Shared driver of the elementwise kernels over contiguous or strided rows.
- * op: 0 softmax, 1 log_softmax, 2 jvp. log_softmax of contiguous rows (x and
+/* The elementwise kernels over the rows [lo, hi) (row r: o = r / inner,
+ * k = r % inner; contiguous or strided). op: 0 softmax, 1 log_softmax,
+ * 2 jvp. log_softmax of contiguous rows (x and
  * y of element stride 1) is pipelined: the output of each row is written,
  * chunk by chunk, by the statistics pass of the next row (the pending row of
  * row_stats_), so that the exp (bound by the FMA units) and the stores
@@ -1098,169 +1139,196 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
  * on), float64 0.78-0.9. The float64 JVP likewise: 0.92-0.98; the float32
  * JVP (four streams, two of them written) was 1.0-1.18 slower pipelined, so
  * it is not. */
+static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
+                               ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                               const T *x, const ptrdiff_t xs[3], const T *v,
+                               const ptrdiff_t vs[3], T *y,
+                               const ptrdiff_t ys[3], T *dy,
+                               const ptrdiff_t dys[3]) {
+    T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
+    const int pipe = xs[1] == 1 && ys[1] == 1 &&
+                     (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 &&
+                                  dys[1] == 1));
+    FN(pending_) p = {NULL, NULL, NULL, NULL, 0, 0, 0}; /* p.x NULL: none */
+    for (ptrdiff_t r = lo; r < hi; r++) {
+        const ptrdiff_t o = r / inner, k = r % inner;
+        const T *xr = x + o * xs[0] + k * xs[2];
+        const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
+        T *yr = y + o * ys[0] + k * ys[2];
+        T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
+        STATS st;
+        if (op == 0 && n < LSM_LONG_ROW) {
+            FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by,
+                             FN(next_row_)(x, xs, outer, n, inner, o, k));
+            continue;
+        }
+        const int special = FN(row_stats_)(
+            xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st, bx, bv,
+            FN(next_row_)(x, xs, outer, n, inner, o, k),
+            v ? FN(next_row_)(v, vs, outer, n, inner, o, k) : NULL,
+            p.x ? &p : NULL);
+        p.x = NULL; /* written */
+        if (special) {
+            if (op == 0) {
+                FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by, NULL);
+                continue;
+            }
+            FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
+            if (dyr) {
+                FN(fill_)(dyr, dys[1], n, (T)NAN);
+            }
+            continue;
+        }
+        double lm = FN(log_sum_)(st.c, st.rest);
+        T q = (T)(st.tv / (st.c + st.rest));
+        if (pipe) { /* written by the next row's statistics pass */
+            p = (FN(pending_)){xr, vr, yr, dyr, st.m, (T)lm, q};
+            continue;
+        }
+        T rd = (T)(1.0 / (st.c + st.rest));
+        for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+            ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+            const T *xc = FN(load_)(xr + i0 * xs[1], xs[1], len, bx,
+                                    xr == yr || xr == dyr);
+            T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
+            if (op == 0) {
+                FN(chunk_softmax_)(xc, len, st.m, rd, yc);
+            } else if (op == 1) {
+                FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
+            } else {
+                const T *vc = FN(load_)(vr + i0 * vs[1], vs[1], len, bv,
+                                        vr == yr || vr == dyr);
+                T *dyc = FN(dest_)(dyr + i0 * dys[1], dys[1], bdy);
+                FN(chunk_jvp_)(xc, vc, len, st.m, (T)lm, q, yc, dyc);
+                FN(scatter_)(dyc, len, dyr + i0 * dys[1], dys[1]);
+            }
+            FN(scatter_)(yc, len, yr + i0 * ys[1], ys[1]);
+        }
+    }
+    if (p.x) {
+        FN(pending_out_)(&p, n);
+    }
+}
+
+/* Rows (any strides), shared among threads, each row on one thread (the
+ * pipelining of rowwise_range_ does not change any value): the same results
+ * whatever the thread count. */
 static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const T *x, const ptrdiff_t xs[3], const T *v,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
-    T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
     if (FN(short_rows_)(n, inner, xs) && FN(short_rows_)(n, inner, ys) &&
         (op != 2 || (FN(short_rows_)(n, inner, vs) &&
                      FN(short_rows_)(n, inner, dys)))) {
         FN(short_rows_run_)(op, outer, n, x, v, y, dy, NULL, 0);
         return LSM_OK;
     }
-    const int pipe = xs[1] == 1 && ys[1] == 1 &&
-                     (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 &&
-                                  dys[1] == 1));
-    FN(pending_) p = {NULL, NULL, NULL, NULL, 0, 0, 0}; /* p.x NULL: none */
-    for (ptrdiff_t o = 0; o < outer; o++) {
-        for (ptrdiff_t k = 0; k < inner; k++) {
-            const T *xr = x + o * xs[0] + k * xs[2];
-            const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
-            T *yr = y + o * ys[0] + k * ys[2];
-            T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
-            STATS st;
-            if (op == 0 && n < LSM_LONG_ROW) {
-                FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by,
-                                 FN(next_row_)(x, xs, outer, n, inner, o, k));
-                continue;
-            }
-            const int special = FN(row_stats_)(
-                xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st, bx, bv,
-                FN(next_row_)(x, xs, outer, n, inner, o, k),
-                v ? FN(next_row_)(v, vs, outer, n, inner, o, k) : NULL,
-                p.x ? &p : NULL);
-            p.x = NULL; /* written */
-            if (special) {
-                if (op == 0) {
-                    FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by, NULL);
-                    continue;
-                }
-                FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
-                if (dyr) {
-                    FN(fill_)(dyr, dys[1], n, (T)NAN);
-                }
-                continue;
-            }
-            double lm = FN(log_sum_)(st.c, st.rest);
-            T q = (T)(st.tv / (st.c + st.rest));
-            if (pipe) { /* written by the next row's statistics pass */
-                p = (FN(pending_)){xr, vr, yr, dyr, st.m, (T)lm, q};
-                continue;
-            }
-            T rd = (T)(1.0 / (st.c + st.rest));
-            for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-                ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-                const T *xc = FN(load_)(xr + i0 * xs[1], xs[1], len, bx,
-                                        xr == yr || xr == dyr);
-                T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
-                if (op == 0) {
-                    FN(chunk_softmax_)(xc, len, st.m, rd, yc);
-                } else if (op == 1) {
-                    FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
-                } else {
-                    const T *vc = FN(load_)(vr + i0 * vs[1], vs[1], len, bv,
-                                            vr == yr || vr == dyr);
-                    T *dyc = FN(dest_)(dyr + i0 * dys[1], dys[1], bdy);
-                    FN(chunk_jvp_)(xc, vc, len, st.m, (T)lm, q, yc, dyc);
-                    FN(scatter_)(dyc, len, dyr + i0 * dys[1], dys[1]);
-                }
-                FN(scatter_)(yc, len, yr + i0 * ys[1], ys[1]);
-            }
-        }
-    }
-    if (p.x) {
-        FN(pending_out_)(&p, n);
-    }
+    LSM_SHARED(outer * inner, 1, outer * inner * n * (op == 2 ? 2 : 1),
+               FN(rowwise_range_)(op, lo_, hi_, outer, n, inner, x, xs, v, vs,
+                                  y, ys, dy, dys));
     return LSM_OK;
 }
 
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
  * stride 1 along inner). */
-static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                        const T *x, const ptrdiff_t xs[3], const T *v,
-                        const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
-                        T *dy, const ptrdiff_t dys[3]) {
+static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
+                               ptrdiff_t n, ptrdiff_t inner, const T *x,
+                               const ptrdiff_t xs[3], const T *v,
+                               const ptrdiff_t vs[3], T *y,
+                               const ptrdiff_t ys[3], T *dy,
+                               const ptrdiff_t dys[3]) {
     T m[LSM_COLS], lm[LSM_COLS], rd[LSM_COLS], q[LSM_COLS];
     T bx[LSM_COLS], bv[LSM_COLS];
     double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
     unsigned char special[LSM_COLS];
-    ptrdiff_t W = FN(block_width_)(n, inner);
-    for (ptrdiff_t o = 0; o < outer; o++) {
-        for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
-            ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
-            const T *xb = x + o * xs[0] + k0;
-            const T *vb = v ? v + o * vs[0] + k0 : NULL;
-            T *yb = y + o * ys[0] + k0;
-            T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-            FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
-                            tv);
-            FN(cols_finish_)(w, m, c, rest, lm, rd, special);
-            for (ptrdiff_t k = 0; k < w; k++) {
-                if (!special[k]) {
-                    q[k] = (T)(tv[k] / (c[k] + rest[k]));
-                    continue;
-                }
-                /* a column whose max is +-inf (or nan only): values that make
-                 * the loop below give scipy's answers -- m = +inf (no nan in
-                 * the column, max +inf): y = nan where x = +inf, -inf
-                 * elsewhere; m = nan otherwise: y = nan everywhere; softmax
-                 * and dy are nan everywhere */
-                int nan_seen = 0;
-                T mk = -T_INF;
-                for (ptrdiff_t j = 0; j < n; j++) {
-                    T xj = xb[j * xs[1] + k];
-                    nan_seen |= xj != xj;
-                    mk = xj > mk ? xj : mk;
-                }
-                m[k] = (mk == T_INF && !nan_seen) ? T_INF : (T)NAN;
-                lm[k] = 0;
-                rd[k] = 1;
-                q[k] = (T)NAN;
-                if (op == 0) {
-                    m[k] = (T)NAN;
+    const ptrdiff_t W = FN(block_width_)(n, inner);
+    const ptrdiff_t nb = (inner + W - 1) / W;
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const ptrdiff_t o = i / nb, k0 = (i % nb) * W;
+        ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+        const T *xb = x + o * xs[0] + k0;
+        const T *vb = v ? v + o * vs[0] + k0 : NULL;
+        T *yb = y + o * ys[0] + k0;
+        T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
+        FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
+                        tv);
+        FN(cols_finish_)(w, m, c, rest, lm, rd, special);
+        for (ptrdiff_t k = 0; k < w; k++) {
+            if (!special[k]) {
+                q[k] = (T)(tv[k] / (c[k] + rest[k]));
+                continue;
+            }
+            /* a column whose max is +-inf (or nan only): values that make
+             * the loop below give scipy's answers -- m = +inf (no nan in
+             * the column, max +inf): y = nan where x = +inf, -inf
+             * elsewhere; m = nan otherwise: y = nan everywhere; softmax
+             * and dy are nan everywhere */
+            int nan_seen = 0;
+            T mk = -T_INF;
+            for (ptrdiff_t j = 0; j < n; j++) {
+                T xj = xb[j * xs[1] + k];
+                nan_seen |= xj != xj;
+                mk = xj > mk ? xj : mk;
+            }
+            m[k] = (mk == T_INF && !nan_seen) ? T_INF : (T)NAN;
+            lm[k] = 0;
+            rd[k] = 1;
+            q[k] = (T)NAN;
+            if (op == 0) {
+                m[k] = (T)NAN;
+            }
+        }
+        /* in place (y or dy the same memory as x or v): each row of the
+         * inputs is copied before the outputs overwrite it */
+        const int x_aliased = xb == yb || xb == dyb;
+        const int v_aliased = vb && (vb == yb || vb == dyb);
+        for (ptrdiff_t j = 0; j < n; j++) {
+            if (j + LSM_AHEAD < n) {
+                const ptrdiff_t ja = j + LSM_AHEAD;
+                FN(prefetch_)(xb + ja * xs[1], w, 0);
+                FN(prefetch_)(yb + ja * ys[1], w, 1);
+                if (op == 2) {
+                    FN(prefetch_)(vb + ja * vs[1], w, 0);
+                    FN(prefetch_)(dyb + ja * dys[1], w, 1);
                 }
             }
-            /* in place (y or dy the same memory as x or v): each row of the
-             * inputs is copied before the outputs overwrite it */
-            const int x_aliased = xb == yb || xb == dyb;
-            const int v_aliased = vb && (vb == yb || vb == dyb);
-            for (ptrdiff_t j = 0; j < n; j++) {
-                if (j + LSM_AHEAD < n) {
-                    const ptrdiff_t ja = j + LSM_AHEAD;
-                    FN(prefetch_)(xb + ja * xs[1], w, 0);
-                    FN(prefetch_)(yb + ja * ys[1], w, 1);
-                    if (op == 2) {
-                        FN(prefetch_)(vb + ja * vs[1], w, 0);
-                        FN(prefetch_)(dyb + ja * dys[1], w, 1);
-                    }
+            const T *restrict xr =
+                FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
+            T *restrict yr = yb + j * ys[1];
+            if (op == 0) {
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    yr[k] = EXPNEG(xr[k] - m[k]) * rd[k];
                 }
-                const T *restrict xr =
-                    FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
-                T *restrict yr = yb + j * ys[1];
-                if (op == 0) {
+            } else if (op == 1) {
 #pragma omp simd
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        yr[k] = EXPNEG(xr[k] - m[k]) * rd[k];
-                    }
-                } else if (op == 1) {
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    yr[k] = (xr[k] - m[k]) - lm[k];
+                }
+            } else {
+                const T *restrict vr =
+                    FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
+                T *restrict dyr = dyb + j * dys[1];
 #pragma omp simd
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        yr[k] = (xr[k] - m[k]) - lm[k];
-                    }
-                } else {
-                    const T *restrict vr =
-                        FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
-                    T *restrict dyr = dyb + j * dys[1];
-#pragma omp simd
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        yr[k] = (xr[k] - m[k]) - lm[k];
-                        dyr[k] = vr[k] - q[k];
-                    }
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    yr[k] = (xr[k] - m[k]) - lm[k];
+                    dyr[k] = vr[k] - q[k];
                 }
             }
         }
     }
+}
+
+/* Column blocks (an inner-contiguous view), shared among threads. */
+static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+                        const T *x, const ptrdiff_t xs[3], const T *v,
+                        const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
+                        T *dy, const ptrdiff_t dys[3]) {
+    const ptrdiff_t W = FN(block_width_)(n, inner);
+    LSM_SHARED(outer * ((inner + W - 1) / W), 1,
+               outer * inner * n * (op == 2 ? 2 : 1),
+               FN(colwise_range_)(op, lo_, hi_, n, inner, x, xs, v, vs, y, ys,
+                                  dy, dys));
     return LSM_OK;
 }
 
@@ -1301,6 +1369,90 @@ int API(lsm_log_softmax_jvp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return FN(elementwise_)(2, outer, n, inner, x, xs, v, vs, y, ys, dy, dys);
 }
 
+/* VJP of the column blocks [lo, hi) of an inner-contiguous view. */
+static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
+                                ptrdiff_t inner, const T *y,
+                                const ptrdiff_t ys[3], const T *g,
+                                const ptrdiff_t gs[3], T *dx,
+                                const ptrdiff_t dxs[3]) {
+    T by[LSM_CHUNK], bg[LSM_CHUNK];
+    double s[LSM_COLS];
+    T ss[LSM_COLS], sT[LSM_COLS];
+    const ptrdiff_t W = FN(block_width_)(n, inner);
+    const ptrdiff_t nb = (inner + W - 1) / W;
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const ptrdiff_t o = i / nb, k0 = (i % nb) * W;
+        ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+        const T *yb = y + o * ys[0] + k0;
+        const T *gb = g + o * gs[0] + k0;
+        T *db = dx + o * dxs[0] + k0;
+        for (ptrdiff_t k = 0; k < w; k++) {
+            s[k] = 0;
+        }
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_CHUNK) {
+            ptrdiff_t j1 = n - j0 < LSM_CHUNK ? n : j0 + LSM_CHUNK;
+            for (ptrdiff_t k = 0; k < w; k++) {
+                ss[k] = 0;
+            }
+            for (ptrdiff_t j = j0; j < j1; j++) {
+                const T *restrict gr = gb + j * gs[1];
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    ss[k] += gr[k];
+                }
+            }
+            for (ptrdiff_t k = 0; k < w; k++) {
+                s[k] += (double)ss[k];
+            }
+        }
+        for (ptrdiff_t k = 0; k < w; k++) {
+            sT[k] = (T)s[k];
+        }
+        for (ptrdiff_t j = 0; j < n; j++) {
+            const T *restrict yr = FN(load_)(yb + j * ys[1], 1, w, by,
+                                             yb == db);
+            const T *restrict gr = FN(load_)(gb + j * gs[1], 1, w, bg,
+                                             gb == db);
+            T *restrict dr = db + j * dxs[1];
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < w; k++) {
+                dr[k] = gr[k] - EXP(yr[k]) * sT[k];
+            }
+        }
+    }
+}
+
+/* VJP of the rows [lo, hi) (o = r / inner, k = r % inner). */
+static void FN(vjp_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
+                                ptrdiff_t inner, const T *y,
+                                const ptrdiff_t ys[3], const T *g,
+                                const ptrdiff_t gs[3], T *dx,
+                                const ptrdiff_t dxs[3]) {
+    T by[LSM_CHUNK], bg[LSM_CHUNK], bd[LSM_CHUNK];
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const ptrdiff_t o = i / inner, k = i % inner;
+        const T *yr = y + o * ys[0] + k * ys[2];
+        const T *gr = g + o * gs[0] + k * gs[2];
+        T *dr = dx + o * dxs[0] + k * dxs[2];
+        double s = 0;
+        for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+            ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+            s += FN(chunk_sum_)(FN(gather_)(gr + i0 * gs[1], gs[1], len, bg),
+                                len);
+        }
+        for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
+            ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
+            const T *yc = FN(load_)(yr + i0 * ys[1], ys[1], len, by,
+                                    yr == dr);
+            const T *gc = FN(load_)(gr + i0 * gs[1], gs[1], len, bg,
+                                    gr == dr);
+            T *dc = FN(dest_)(dr + i0 * dxs[1], dxs[1], bd);
+            FN(chunk_vjp_)(yc, gc, len, (T)s, dc);
+            FN(scatter_)(dc, len, dr + i0 * dxs[1], dxs[1]);
+        }
+    }
+}
+
 int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                              const T *y, const ptrdiff_t ys[3], const T *g,
                              const ptrdiff_t gs[3], T *dx,
@@ -1310,92 +1462,36 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         return LSM_OK;
     }
     CHECK_ARGS(y && g && dx);
-    T by[LSM_CHUNK], bg[LSM_CHUNK], bd[LSM_CHUNK];
+    const ptrdiff_t work = 2 * outer * inner * n;
     if (gs[1] != 1 && inner > 1 && ys[2] == 1 && gs[2] == 1 && dxs[2] == 1) {
-        double s[LSM_COLS];
-        T ss[LSM_COLS], sT[LSM_COLS];
-        ptrdiff_t W = FN(block_width_)(n, inner);
-        for (ptrdiff_t o = 0; o < outer; o++) {
-            for (ptrdiff_t k0 = 0; k0 < inner; k0 += W) {
-                ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
-                const T *yb = y + o * ys[0] + k0;
-                const T *gb = g + o * gs[0] + k0;
-                T *db = dx + o * dxs[0] + k0;
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    s[k] = 0;
-                }
-                for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_CHUNK) {
-                    ptrdiff_t j1 = n - j0 < LSM_CHUNK ? n : j0 + LSM_CHUNK;
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        ss[k] = 0;
-                    }
-                    for (ptrdiff_t j = j0; j < j1; j++) {
-                        const T *restrict gr = gb + j * gs[1];
-#pragma omp simd
-                        for (ptrdiff_t k = 0; k < w; k++) {
-                            ss[k] += gr[k];
-                        }
-                    }
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        s[k] += (double)ss[k];
-                    }
-                }
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    sT[k] = (T)s[k];
-                }
-                for (ptrdiff_t j = 0; j < n; j++) {
-                    const T *restrict yr = FN(load_)(yb + j * ys[1], 1, w, by,
-                                                     yb == db);
-                    const T *restrict gr = FN(load_)(gb + j * gs[1], 1, w, bg,
-                                                     gb == db);
-                    T *restrict dr = db + j * dxs[1];
-#pragma omp simd
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        dr[k] = gr[k] - EXP(yr[k]) * sT[k];
-                    }
-                }
-            }
-        }
+        const ptrdiff_t W = FN(block_width_)(n, inner);
+        LSM_SHARED(outer * ((inner + W - 1) / W), 1, work,
+                   FN(vjp_cols_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx,
+                                       dxs));
         return LSM_OK;
     }
-    for (ptrdiff_t o = 0; o < outer; o++) {
-        for (ptrdiff_t k = 0; k < inner; k++) {
-            const T *yr = y + o * ys[0] + k * ys[2];
-            const T *gr = g + o * gs[0] + k * gs[2];
-            T *dr = dx + o * dxs[0] + k * dxs[2];
-            double s = 0;
-            for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-                ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-                s += FN(chunk_sum_)(FN(gather_)(gr + i0 * gs[1], gs[1], len, bg),
-                                    len);
-            }
-            for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-                ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-                const T *yc = FN(load_)(yr + i0 * ys[1], ys[1], len, by,
-                                        yr == dr);
-                const T *gc = FN(load_)(gr + i0 * gs[1], gs[1], len, bg,
-                                        gr == dr);
-                T *dc = FN(dest_)(dr + i0 * dxs[1], dxs[1], bd);
-                FN(chunk_vjp_)(yc, gc, len, (T)s, dc);
-                FN(scatter_)(dc, len, dr + i0 * dxs[1], dxs[1]);
-            }
-        }
-    }
+    LSM_SHARED(outer * inner, 1, work,
+               FN(vjp_rows_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx, dxs));
     return LSM_OK;
+}
+
+static void FN(exp_range_)(ptrdiff_t lo, ptrdiff_t hi, const T *x,
+                           ptrdiff_t xs, T *y, ptrdiff_t ys) {
+    if (xs == 1 && ys == 1) {
+#pragma omp simd
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            y[i] = EXP(x[i]);
+        }
+        return;
+    }
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        y[i * ys] = EXP(x[i * xs]);
+    }
 }
 
 int API(lsm_exp_)(ptrdiff_t n, const T *x, ptrdiff_t xs, T *y, ptrdiff_t ys) {
     CHECK_ARGS(n >= 0 && (n == 0 || (x && y)));
-    if (xs == 1 && ys == 1) {
-#pragma omp simd
-        for (ptrdiff_t i = 0; i < n; i++) {
-            y[i] = EXP(x[i]);
-        }
-        return LSM_OK;
-    }
-    for (ptrdiff_t i = 0; i < n; i++) {
-        y[i * ys] = EXP(x[i * xs]);
-    }
+    LSM_SHARED(n, LSM_CHUNK, n, FN(exp_range_)(lo_, hi_, x, xs, y, ys));
     return LSM_OK;
 }
 

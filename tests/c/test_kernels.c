@@ -404,6 +404,75 @@ static void check_pipeline(void) {
     }
 }
 
+/* Every kernel gives the same bits with 1 and with 2 threads (rows,
+ * short packed rows, column blocks, strided rows), and the thread setting
+ * reads back. Without OpenMP both runs are serial and agree trivially. */
+#define DEFINE_CHECK_THREADS(T, SFX)                                           \
+    static int run_all_##SFX(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,    \
+                             const ptrdiff_t s[3], const T *x, const T *v,     \
+                             T *out, ptrdiff_t N) {                            \
+        const ptrdiff_t os[2] = {inner, 1};                                    \
+        int rc = 0;                                                            \
+        rc |= lsm_logsumexp_##SFX(outer, n, inner, x, s, out, os);             \
+        rc |= lsm_logsumexp_weighted_##SFX(outer, n, inner, x, s, v, s,        \
+                                           out + N, os, out + 2 * N, os);      \
+        rc |= lsm_softmax_##SFX(outer, n, inner, x, s, out + 3 * N, s);        \
+        rc |= lsm_log_softmax_##SFX(outer, n, inner, x, s, out + 4 * N, s);    \
+        rc |= lsm_log_softmax_jvp_##SFX(outer, n, inner, x, s, v, s,           \
+                                        out + 5 * N, s, out + 6 * N, s);       \
+        rc |= lsm_log_softmax_vjp_##SFX(outer, n, inner, x, s, v, s,           \
+                                        out + 7 * N, s);                       \
+        rc |= lsm_exp_##SFX(N, x, 1, out + 8 * N, 1);                          \
+        return rc;                                                             \
+    }                                                                          \
+    static void check_threads_##SFX(ptrdiff_t outer, ptrdiff_t n,              \
+                                    ptrdiff_t inner, int axis_last) {          \
+        const ptrdiff_t N = outer * n * inner;                                 \
+        ptrdiff_t s[3] = {n * inner, inner, 1};                                \
+        if (axis_last) { /* (outer, inner, n) in memory */                     \
+            s[0] = n * inner;                                                  \
+            s[1] = 1;                                                          \
+            s[2] = n;                                                          \
+        }                                                                      \
+        T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
+        T *a = calloc((size_t)(9 * N), sizeof(T));                             \
+        T *b = calloc((size_t)(9 * N), sizeof(T));                             \
+        for (ptrdiff_t i = 0; i < N; i++) {                                    \
+            x[i] = (T)(4 * nrand());                                           \
+            v[i] = (T)nrand();                                                 \
+        }                                                                      \
+        x[N / 2] = (T)INFINITY;                                                \
+        x[N / 3] = (T)NAN;                                                     \
+        lsm_set_num_threads(1);                                                \
+        int rc = run_all_##SFX(outer, n, inner, s, x, v, a, N);                \
+        lsm_set_num_threads(2);                                                \
+        rc |= run_all_##SFX(outer, n, inner, s, x, v, b, N);                   \
+        CHECK(rc == 0 && memcmp(a, b, sizeof(T) * (size_t)(9 * N)) == 0,       \
+              "1 and 2 threads agree: " #SFX " (%td, %td, %td) last %d",       \
+              outer, n, inner, axis_last);                                     \
+        free(x); free(v); free(a); free(b);                                    \
+    }
+DEFINE_CHECK_THREADS(double, f64)
+DEFINE_CHECK_THREADS(float, f32)
+
+static void check_threads(void) {
+    const ptrdiff_t shapes[][4] = {
+        {20000, 8, 1, 1}, {301, 1000, 1, 1}, {3, 3000, 7, 1},
+        {4, 700, 300, 0}, {2, 5, 40000, 0}, {64, 2500, 1, 1}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ptrdiff_t *sh = shapes[i];
+        check_threads_f64(sh[0], sh[1], sh[2], (int)sh[3]);
+        check_threads_f32(sh[0], sh[1], sh[2], (int)sh[3]);
+    }
+    lsm_set_num_threads(3);
+    CHECK(lsm_get_num_threads() == 3 || lsm_get_num_threads() == 1,
+          "thread count reads back (1 without OpenMP): %d",
+          lsm_get_num_threads());
+    lsm_set_num_threads(0);
+    CHECK(lsm_get_num_threads() >= 1, "default thread count %d",
+          lsm_get_num_threads());
+}
+
 static void check_exp(void) {
     double worst32 = 0, worst64 = 0;
     for (int i = 0; i <= 200000; i++) {
@@ -577,6 +646,7 @@ int main(void) {
     check_args();
     check_in_place();
     check_pipeline();
+    check_threads();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
 }

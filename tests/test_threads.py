@@ -1,0 +1,110 @@
+"""Threads: a kernel call shares its rows / column blocks among threads.
+
+The results must be the same, bit for bit, with 1 and with 2 threads (each
+row or column block is computed by one thread, with the same code), and
+still agree with SciPy; the thread setting follows set_num_threads, then
+OpenMP's own setting (OMP_NUM_THREADS, threadpoolctl).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.special as sc
+from numpy.testing import assert_allclose, assert_array_equal
+
+import lsm_ext as lx
+
+
+def _has_openmp():
+    old = lx.get_num_threads()
+    lx.set_num_threads(2)
+    try:
+        return lx.get_num_threads() == 2
+    finally:
+        lx.set_num_threads(0 if old == lx.get_num_threads() else old)
+
+
+needs_openmp = pytest.mark.skipif(not _has_openmp(),
+                                  reason="lsm_ext built without OpenMP")
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    lx.set_num_threads(0)
+
+
+# (shape, axis): short packed rows, rows of one and of several chunks,
+# strided rows, column blocks (axis not last), a 3-d middle axis, all axes
+CASES = [((20000, 8), -1), ((300, 1000), -1), ((40, 3000), -1),
+         ((1000, 300), 0), ((4, 700, 300), 1), ((300, 1000), None),
+         ((3000, 40)[::-1], 0)]
+
+
+def _all_ops(x, v, axis):
+    lse = lx.logsumexp(x, axis=axis)
+    lse_b, sign = lx.logsumexp(x, axis=axis, b=v, return_sign=True)
+    y, dy = lx.log_softmax_jvp(x, v, axis=axis)
+    return [lse, lse_b, sign, lx.softmax(x, axis=axis),
+            lx.log_softmax(x, axis=axis), y, dy,
+            lx.log_softmax_vjp(y, v, axis=axis)]
+
+
+@needs_openmp
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", CASES)
+def test_one_and_two_threads_agree_bit_for_bit(shape, axis, dtype,
+                                               restore_threads):
+    rng = np.random.default_rng(5)
+    x = (4 * rng.standard_normal(shape)).astype(dtype)
+    v = rng.standard_normal(shape).astype(dtype)
+    x.flat[x.size // 2] = np.inf
+    x.flat[x.size // 3] = np.nan
+    lx.set_num_threads(1)
+    one = _all_ops(x, v, axis)
+    lx.set_num_threads(2)
+    two = _all_ops(x, v, axis)
+    for a, b in zip(one, two):
+        assert_array_equal(a, b)
+    # and the 2-thread answers are right (SciPy in float64 as reference)
+    x64 = x.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    with np.errstate(all="ignore"):  # SciPy's inf - inf in the +inf rows
+        ref_ls = sc.log_softmax(x64, axis=axis)
+        ref_lse = sc.logsumexp(x64, axis=axis)
+    assert_allclose(two[4], ref_ls, rtol=tol, atol=tol)
+    assert_allclose(two[0], ref_lse, rtol=tol, atol=tol)
+
+
+@needs_openmp
+def test_out_in_place_with_two_threads(restore_threads):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 1000))
+    lx.set_num_threads(2)
+    ref = lx.log_softmax(x, axis=-1)
+    xx = x.copy()
+    assert lx.log_softmax(xx, axis=-1, out=xx) is xx
+    assert_array_equal(xx, ref)
+
+
+def test_set_num_threads(restore_threads):
+    lx.set_num_threads(1)
+    assert lx.get_num_threads() == 1
+    with pytest.raises(ValueError):
+        lx.set_num_threads(-1)
+    lx.set_num_threads(0)
+    assert lx.get_num_threads() >= 1
+
+
+@needs_openmp
+def test_threadpoolctl_limits_apply(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    lx.set_num_threads(0)  # follow OpenMP's setting
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert lx.get_num_threads() == 1
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert lx.get_num_threads() == 2
+    lx.set_num_threads(1)  # an explicit setting wins
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert lx.get_num_threads() == 1

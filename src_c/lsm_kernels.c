@@ -74,6 +74,14 @@
  * in L3) 1.0x; 1M 1.2x, so shorter rows keep the three passes. float64 (an
  * exp twice as costly): rows of 4M 0.91x, 2M 1.07x. */
 #define LSM_LONG_ROW ((ptrdiff_t)3 << 20)
+/* Rows of LSM_SPLIT_MIN elements or more compute their statistics in blocks
+ * of at least LSM_SPLIT_BLOCK elements (at most LSM_SPLIT_MAX blocks, in
+ * whole chunks), each block its own state, merged in order: a fixed split,
+ * so that the blocks may run on several threads (when there are fewer rows
+ * than threads) with the same result as on one. */
+#define LSM_SPLIT_MIN ((ptrdiff_t)1 << 20)
+#define LSM_SPLIT_BLOCK ((ptrdiff_t)1 << 18)
+#define LSM_SPLIT_MAX 64
 /* Rows up to this length go through the packed short-row path. */
 #define LSM_SHORT 64
 

@@ -561,6 +561,116 @@ static void FN(fill_)(T *y, ptrdiff_t sy, ptrdiff_t n, T val) {
     }
 }
 
+/* ------------------------------------------------------------- long rows */
+
+/* Block length of the statistics of a row of n >= LSM_SPLIT_MIN elements
+ * (depends on n only). */
+static ptrdiff_t FN(split_len_)(ptrdiff_t n) {
+    ptrdiff_t b = (n + LSM_SPLIT_MAX - 1) / LSM_SPLIT_MAX;
+    b = b < LSM_SPLIT_BLOCK ? LSM_SPLIT_BLOCK : b;
+    return (b + LSM_CHUNK - 1) / LSM_CHUNK * LSM_CHUNK;
+}
+
+/* acc += b: the state of a row's blocks so far, then the next block's. */
+static void FN(stats_merge_)(STATS *acc, const STATS *b) {
+    if (b->m > acc->m) {
+        FN(stats_raise_)(acc, b->m); /* acc rescaled to b's max */
+        acc->c = b->c;
+        acc->rest += b->rest;
+        acc->tv += b->tv;
+    } else if (b->m == acc->m) {
+        acc->c += b->c;
+        acc->rest += b->rest;
+        acc->tv += b->tv;
+    } else { /* b below: all its terms are rest (f = 0 when b->m = -inf) */
+        double f = exp((double)b->m - (double)acc->m);
+        acc->rest += (b->rest + b->c) * f;
+        acc->tv += b->tv * f;
+    }
+}
+
+/* The state of one block of a long row (v may be NULL; p: the block's part
+ * of a pending row, or NULL). Returns 1 when the block holds +inf (the row
+ * is special); a block with no finite entry gives m = -inf, sums 0, or nan
+ * when it holds a nan, which the merge carries into the row's sums. */
+static int FN(block_stats_)(const T *x, ptrdiff_t sx, const T *v,
+                            ptrdiff_t sv, ptrdiff_t len, STATS *st,
+                            T *restrict bx, T *restrict bv,
+                            const FN(pending_) *p) {
+    if (!FN(row_stats_)(x, sx, NULL, 0, v, sv, len, st, bx, bv, NULL, NULL,
+                        p)) {
+        return 0;
+    }
+    if (st->m == T_INF) {
+        return 1;
+    }
+    st->c = st->tv = 0;
+    st->rest = FN(row_has_nan_)(x, sx, len) ? (double)NAN : 0.0;
+    return 0;
+}
+
+/* row_stats_ of a row of n >= LSM_SPLIT_MIN elements (no weights), block by
+ * block on this thread; the same state as row_stats_split_. */
+static int FN(row_stats_long_)(const T *x, ptrdiff_t sx, const T *v,
+                               ptrdiff_t sv, ptrdiff_t n, STATS *st,
+                               T *restrict bx, T *restrict bv,
+                               const FN(pending_) *p) {
+    const ptrdiff_t B = FN(split_len_)(n);
+    *st = (STATS){-T_INF, 0, 0, 0};
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += B) {
+        const ptrdiff_t len = n - i0 < B ? n - i0 : B;
+        const FN(pending_) pb = FN(pending_at_)(p, i0);
+        STATS sb;
+        if (FN(block_stats_)(x + i0 * sx, sx, v ? v + i0 * sv : NULL, sv, len,
+                             &sb, bx, bv, p ? &pb : NULL)) {
+            if (p && i0 + len < n) { /* the pending row's remaining blocks */
+                const FN(pending_) pr = FN(pending_at_)(p, i0 + len);
+                FN(pending_out_)(&pr, n - i0 - len);
+            }
+            st->m = T_INF;
+            return 1;
+        }
+        FN(stats_merge_)(st, &sb);
+    }
+    return !(st->m > -T_INF);
+}
+
+/* row_stats_ of any unweighted row: long rows by blocks. */
+static int FN(row_stats_any_)(const T *x, ptrdiff_t sx, const T *v,
+                              ptrdiff_t sv, ptrdiff_t n, STATS *st,
+                              T *restrict bx, T *restrict bv, const T *nx,
+                              const T *nv, const FN(pending_) *p) {
+    if (n >= LSM_SPLIT_MIN) {
+        return FN(row_stats_long_)(x, sx, v, sv, n, st, bx, bv, p);
+    }
+    return FN(row_stats_)(x, sx, NULL, 0, v, sv, n, st, bx, bv, nx, nv, p);
+}
+
+/* row_stats_long_ with the blocks shared among threads (the same state). */
+static int FN(row_stats_split_)(const T *x, ptrdiff_t sx, const T *v,
+                                ptrdiff_t sv, ptrdiff_t n, STATS *st) {
+    const ptrdiff_t B = FN(split_len_)(n), nb = (n + B - 1) / B;
+    STATS sb[LSM_SPLIT_MAX];
+    int sp[LSM_SPLIT_MAX];
+    LSM_SHARED(nb, 1, n * (v ? 2 : 1), {
+        T bx[LSM_CHUNK], bv[LSM_CHUNK];
+        for (ptrdiff_t b = lo_; b < hi_; b++) {
+            const ptrdiff_t i0 = b * B, len = n - i0 < B ? n - i0 : B;
+            sp[b] = FN(block_stats_)(x + i0 * sx, sx, v ? v + i0 * sv : NULL,
+                                     sv, len, &sb[b], bx, bv, NULL);
+        }
+    });
+    *st = (STATS){-T_INF, 0, 0, 0};
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        if (sp[b]) {
+            st->m = T_INF;
+            return 1;
+        }
+        FN(stats_merge_)(st, &sb[b]);
+    }
+    return !(st->m > -T_INF);
+}
+
 /* ------------------------------------------------- inner-contiguous blocks */
 
 /* Column blocks: w columns (contiguous in memory, stride 1) processed side
@@ -962,8 +1072,8 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
         const T *next = FN(next_row_)(x, xs, outer, n, inner, o, k);
         STATS st;
         double v;
-        if (FN(row_stats_)(row, xs[1], NULL, 0, NULL, 0, n, &st, bx, NULL,
-                           next, NULL, NULL)) {
+        if (FN(row_stats_any_)(row, xs[1], NULL, 0, n, &st, bx, NULL, next,
+                               NULL, NULL)) {
             v = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
         } else {
             v = FN(log_sum_)(st.c, st.rest) + (double)st.m;
@@ -986,6 +1096,22 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         const ptrdiff_t W = FN(block_width_)(n, inner);
         LSM_SHARED(outer * ((inner + W - 1) / W), 1, work,
                    FN(lse_cols_range_)(lo_, hi_, n, inner, x, xs, out, os));
+        return LSM_OK;
+    }
+    if (n >= LSM_SPLIT_MIN && rows < lsm_get_num_threads()) {
+        /* fewer long rows than threads: each row's blocks shared */
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const ptrdiff_t o = r / inner, k = r % inner;
+            const T *row = x + o * xs[0] + k * xs[2];
+            STATS st;
+            double v;
+            if (FN(row_stats_split_)(row, xs[1], NULL, 0, n, &st)) {
+                v = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
+            } else {
+                v = FN(log_sum_)(st.c, st.rest) + (double)st.m;
+            }
+            out[o * os[0] + k * os[1]] = (T)v;
+        }
         return LSM_OK;
     }
     LSM_SHARED(rows, 1, work,
@@ -1127,6 +1253,60 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
     }
 }
 
+/* The output of a special row (max +-inf, or no finite entry) with the
+ * IEEE answers of scipy.special. */
+static void FN(row_special_)(int op, const T *xr, ptrdiff_t sx, ptrdiff_t n,
+                             T m, T *yr, ptrdiff_t sy, T *dyr, ptrdiff_t sdy,
+                             T *restrict bx, T *restrict by) {
+    if (op == 0) {
+        FN(row_softmax_)(xr, sx, n, yr, sy, bx, by, NULL);
+        return;
+    }
+    FN(special_log_softmax_)(xr, sx, n, m, yr, sy);
+    if (dyr) {
+        FN(fill_)(dyr, sdy, n, (T)NAN);
+    }
+}
+
+/* A regular row's outputs to write: its max, log-sum and, for the JVP, q. */
+static FN(pending_) FN(row_result_)(const T *xr, const T *vr, T *yr, T *dyr,
+                                    const STATS *st) {
+    FN(pending_) r = {xr, vr, yr, dyr, st->m,
+                      (T)FN(log_sum_)(st->c, st->rest),
+                      (T)(st->tv / (st->c + st->rest))};
+    return r;
+}
+
+/* Elements [lo, hi) (lo a multiple of LSM_CHUNK) of row r's output, at
+ * strides sx, sv, sy, sdy: softmax (op 0, rd = 1 / sum), log_softmax (1) or
+ * the JVP (2); in place allowed (inputs copied chunk by chunk first). */
+static void FN(row_out_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
+                               const FN(pending_) *r, ptrdiff_t sx,
+                               ptrdiff_t sv, ptrdiff_t sy, ptrdiff_t sdy,
+                               T rd) {
+    T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
+    const T *xr = r->x, *vr = r->v;
+    T *yr = r->y, *dyr = r->dy;
+    for (ptrdiff_t i0 = lo; i0 < hi; i0 += LSM_CHUNK) {
+        ptrdiff_t len = hi - i0 < LSM_CHUNK ? hi - i0 : LSM_CHUNK;
+        const T *xc = FN(load_)(xr + i0 * sx, sx, len, bx,
+                                xr == yr || xr == dyr);
+        T *yc = FN(dest_)(yr + i0 * sy, sy, by);
+        if (op == 0) {
+            FN(chunk_softmax_)(xc, len, r->m, rd, yc);
+        } else if (op == 1) {
+            FN(chunk_log_softmax_)(xc, len, r->m, r->l, yc);
+        } else {
+            const T *vc = FN(load_)(vr + i0 * sv, sv, len, bv,
+                                    vr == yr || vr == dyr);
+            T *dyc = FN(dest_)(dyr + i0 * sdy, sdy, bdy);
+            FN(chunk_jvp_)(xc, vc, len, r->m, r->l, r->q, yc, dyc);
+            FN(scatter_)(dyc, len, dyr + i0 * sdy, sdy);
+        }
+        FN(scatter_)(yc, len, yr + i0 * sy, sy);
+    }
+}
+
 /* The elementwise kernels over the rows [lo, hi) (row r: o = r / inner,
  * k = r % inner; contiguous or strided). op: 0 softmax, 1 log_softmax,
  * 2 jvp. log_softmax of contiguous rows (x and
@@ -1145,7 +1325,7 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                const ptrdiff_t vs[3], T *y,
                                const ptrdiff_t ys[3], T *dy,
                                const ptrdiff_t dys[3]) {
-    T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
+    T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK];
     const int pipe = xs[1] == 1 && ys[1] == 1 &&
                      (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 &&
                                   dys[1] == 1));
@@ -1162,48 +1342,24 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                              FN(next_row_)(x, xs, outer, n, inner, o, k));
             continue;
         }
-        const int special = FN(row_stats_)(
-            xr, xs[1], NULL, 0, vr, vr ? vs[1] : 0, n, &st, bx, bv,
+        const int special = FN(row_stats_any_)(
+            xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
             FN(next_row_)(x, xs, outer, n, inner, o, k),
             v ? FN(next_row_)(v, vs, outer, n, inner, o, k) : NULL,
             p.x ? &p : NULL);
         p.x = NULL; /* written */
         if (special) {
-            if (op == 0) {
-                FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by, NULL);
-                continue;
-            }
-            FN(special_log_softmax_)(xr, xs[1], n, st.m, yr, ys[1]);
-            if (dyr) {
-                FN(fill_)(dyr, dys[1], n, (T)NAN);
-            }
+            FN(row_special_)(op, xr, xs[1], n, st.m, yr, ys[1], dyr,
+                             dyr ? dys[1] : 0, bx, by);
             continue;
         }
-        double lm = FN(log_sum_)(st.c, st.rest);
-        T q = (T)(st.tv / (st.c + st.rest));
+        const FN(pending_) row = FN(row_result_)(xr, vr, yr, dyr, &st);
         if (pipe) { /* written by the next row's statistics pass */
-            p = (FN(pending_)){xr, vr, yr, dyr, st.m, (T)lm, q};
+            p = row;
             continue;
         }
-        T rd = (T)(1.0 / (st.c + st.rest));
-        for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-            ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-            const T *xc = FN(load_)(xr + i0 * xs[1], xs[1], len, bx,
-                                    xr == yr || xr == dyr);
-            T *yc = FN(dest_)(yr + i0 * ys[1], ys[1], by);
-            if (op == 0) {
-                FN(chunk_softmax_)(xc, len, st.m, rd, yc);
-            } else if (op == 1) {
-                FN(chunk_log_softmax_)(xc, len, st.m, (T)lm, yc);
-            } else {
-                const T *vc = FN(load_)(vr + i0 * vs[1], vs[1], len, bv,
-                                        vr == yr || vr == dyr);
-                T *dyc = FN(dest_)(dyr + i0 * dys[1], dys[1], bdy);
-                FN(chunk_jvp_)(xc, vc, len, st.m, (T)lm, q, yc, dyc);
-                FN(scatter_)(dyc, len, dyr + i0 * dys[1], dys[1]);
-            }
-            FN(scatter_)(yc, len, yr + i0 * ys[1], ys[1]);
-        }
+        FN(row_out_range_)(op, 0, n, &row, xs[1], vs ? vs[1] : 0, ys[1],
+                           dys ? dys[1] : 0, (T)(1.0 / (st.c + st.rest)));
     }
     if (p.x) {
         FN(pending_out_)(&p, n);
@@ -1223,7 +1379,34 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         FN(short_rows_run_)(op, outer, n, x, v, y, dy, NULL, 0);
         return LSM_OK;
     }
-    LSM_SHARED(outer * inner, 1, outer * inner * n * (op == 2 ? 2 : 1),
+    const ptrdiff_t rows = outer * inner, streams = op == 2 ? 2 : 1;
+    if (n >= LSM_SPLIT_MIN && (op != 0 || n >= LSM_LONG_ROW) &&
+        rows < lsm_get_num_threads()) {
+        /* fewer long rows than threads: each row's statistics blocks, then
+         * its output chunks, shared (the same values as rowwise_range_) */
+        T bx[LSM_CHUNK], by[LSM_CHUNK];
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const ptrdiff_t o = r / inner, k = r % inner;
+            const T *xr = x + o * xs[0] + k * xs[2];
+            const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
+            T *yr = y + o * ys[0] + k * ys[2];
+            T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
+            STATS st;
+            if (FN(row_stats_split_)(xr, xs[1], vr, vr ? vs[1] : 0, n, &st)) {
+                FN(row_special_)(op, xr, xs[1], n, st.m, yr, ys[1], dyr,
+                                 dyr ? dys[1] : 0, bx, by);
+                continue;
+            }
+            const FN(pending_) row = FN(row_result_)(xr, vr, yr, dyr, &st);
+            const T rd = (T)(1.0 / (st.c + st.rest));
+            LSM_SHARED(n, LSM_CHUNK, n * streams,
+                       FN(row_out_range_)(op, lo_, hi_, &row, xs[1],
+                                          vr ? vs[1] : 0, ys[1],
+                                          dyr ? dys[1] : 0, rd));
+        }
+        return LSM_OK;
+    }
+    LSM_SHARED(rows, 1, rows * n * streams,
                FN(rowwise_range_)(op, lo_, hi_, outer, n, inner, x, xs, v, vs,
                                   y, ys, dy, dys));
     return LSM_OK;

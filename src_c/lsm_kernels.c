@@ -82,8 +82,11 @@
 #define LSM_SPLIT_MIN ((ptrdiff_t)1 << 20)
 #define LSM_SPLIT_BLOCK ((ptrdiff_t)1 << 18)
 #define LSM_SPLIT_MAX 64
-/* Rows up to this length go through the packed short-row path. */
+/* Rows up to this length go through the packed short-row path, in blocks
+ * of at most LSM_SHORT_BLOCK elements and LSM_CHUNK rows (transposed into
+ * L1/L2: long enough loops across the rows of a block). */
 #define LSM_SHORT 64
+#define LSM_SHORT_BLOCK 1024
 
 /* Rows ahead that the column passes prefetch: rows at a large stride are
  * each a separate short stream that the hardware prefetchers pick up late. */

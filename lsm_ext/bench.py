@@ -14,7 +14,9 @@ in memory, as data produced elsewhere would be (``--cache warm`` skips that:
 arrays of a few MB then stay in a large L3 from one call to the next, and the
 floors become L3 copies rather than memory copies).
 
-* ``lsm_ext ms`` -- a plain call, which allocates its result (as SciPy's);
+* ``thr`` -- the thread count of lsm_ext (``set_num_threads``) and PyTorch
+  (``torch.set_num_threads``) in this row; SciPy and NumPy run on one;
+* ``ms`` -- a plain lsm_ext call, which allocates its result (as SciPy's);
   outputs of 1 MiB or more come through lsm_ext's output cache, so from the
   second round on they reuse the memory of the previous round's result
   instead of fresh pages (``LSM_EXT_OUTPUT_CACHE_MB=0`` turns that off);
@@ -23,9 +25,17 @@ floors become L3 copies rather than memory copies).
   into the same kind of preallocated array: ``np.sum`` (read only) for
   logsumexp, ``np.copyto`` (read + write) for softmax and log_softmax, two
   copies for the JVP and VJP (2 reads, 2 or 1 writes);
-* ``xSciPy`` -- SciPy time / lsm_ext time (scipy.special; for the JVP the
-  composition log_softmax + softmax, for the VJP a NumPy formula);
-* ``xNumPy`` -- a NumPy max-shift implementation's time / lsm_ext time.
+* ``exp`` -- logsumexp only: the ``out=`` time / ``np.exp(x, out=o)`` (NumPy's
+  SIMD exp over the same data: logsumexp on one core is bound by exp
+  throughput rather than memory);
+* ``xSciPy``, ``xNumPy``, ``xTorch`` -- the peer's time / lsm_ext's time:
+  scipy.special (for the JVP the composition log_softmax + softmax, no VJP),
+  a NumPy max-shift implementation, PyTorch on CPU when installed
+  (``torch.logsumexp``, ``softmax``, ``log_softmax``, ``torch.func.jvp`` of
+  ``log_softmax``, and log_softmax's own backward kernel for the VJP);
+* ``xBest`` -- the fastest of those peers, round by round / lsm_ext's time;
+* ``MB``, ``SciPy MB`` -- peak memory that ``tracemalloc`` sees during one
+  plain call (the result included; NumPy reports its allocations to it).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import lsm_ext as lx
 
 FULL_SHAPES = [
     ((1_000_000, 8), -1),
+    ((65536, 128), -1),
     ((4096, 1024), -1),
     ((512, 32000), -1),
     ((8, 2_000_000), -1),
@@ -158,11 +169,41 @@ def self_check():
 # ------------------------------------------------------------- benchmark
 
 
+def _torch_cases(x, v, axis):
+    """The PyTorch peers (CPU, its own fused kernels where it has them), as a
+    dict op -> function, or {} without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    flat = axis is None
+    tx, tv = torch.from_numpy(x), torch.from_numpy(v)  # zero copy
+    if flat:
+        tx, tv = tx.reshape(-1), tv.reshape(-1)
+    dim = 0 if flat else axis
+    ty = torch.log_softmax(tx, dim)
+
+    def jvp():
+        return torch.func.jvp(lambda a: torch.log_softmax(a, dim), (tx,), (tv,))
+
+    return {
+        "logsumexp": lambda: torch.logsumexp(tx, dim),
+        "softmax": lambda: torch.softmax(tx, dim),
+        "log_softmax": lambda: torch.log_softmax(tx, dim),
+        "jvp": jvp,
+        # the backward of torch.log_softmax: its fused VJP kernel
+        "vjp": lambda: torch.ops.aten._log_softmax_backward_data(tv, ty, dim,
+                                                                 tx.dtype),
+    }
+
+
 def _cases(x, v, axis, sp):
-    """(op, lsm_ext fn, lsm_ext out= fn, floor fn, scipy fn or None, numpy fn)
-    for one array."""
+    """One dict per op: name, ours (plain call), ours_out (out=), floor, exp
+    (np.exp into a preallocated array, logsumexp only), scipy, numpy, torch
+    (each None where absent)."""
     o1, o2 = np.empty_like(x), np.empty_like(x)
     r1 = np.empty_like(lx.logsumexp(x, axis=axis))
+    peers = _torch_cases(x, v, axis)
 
     def copy1():
         np.copyto(o1, x)
@@ -174,10 +215,13 @@ def _cases(x, v, axis, sp):
     def read1():
         np.sum(x)
 
+    def exp1():
+        np.exp(x, out=o1)
+
     def sp_or_none(make):
         return make() if sp is not None else None
 
-    return [
+    rows = [
         ("logsumexp", lambda: lx.logsumexp(x, axis=axis),
          lambda: lx.logsumexp(x, axis=axis, out=r1), read1,
          sp_or_none(lambda: lambda: sp.logsumexp(x, axis=axis)),
@@ -200,37 +244,87 @@ def _cases(x, v, axis, sp):
          lambda: lx.log_softmax_vjp(x, v, axis=axis, out=o1), copy2, None,
          lambda: _np_vjp(x, v, axis)),
     ]
+    return [dict(name=op, ours=ours, ours_out=out, floor=floor,
+                 exp=exp1 if op == "logsumexp" else None, scipy=scipy,
+                 numpy=numpy, torch=peers.get(op))
+            for op, ours, out, floor, scipy, numpy in rows]
 
 
-def benchmark(shapes, repeat, out=sys.stdout, cache="cold"):
+def _peak_mb(fn):
+    """Peak memory (MB) that tracemalloc sees during one call of fn (NumPy's
+    allocations, the result's included), or None for fn None."""
+    if fn is None:
+        return None
+    import gc
+    import tracemalloc
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def _set_threads(n):
+    lx.set_num_threads(n)
+    try:
+        import torch
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
     try:
         import scipy.special as sp
     except ImportError:  # the table still runs, without the SciPy column
         sp = None
     rng = np.random.default_rng(0)
     evict = _Evict(cache)
-    header = (f"{'op':<12}{'dtype':<9}{'shape':<18}{'axis':<6}{'lsm_ext ms':>11}"
-              f"{'out= ms':>9}{'floor':>8}{'xSciPy':>8}{'xNumPy':>8}")
+    header = (f"{'op':<12}{'dtype':<8}{'shape':<17}{'axis':<5}{'thr':>3}"
+              f"{'ms':>9}{'out= ms':>9}{'floor':>7}{'exp':>6}{'xSciPy':>7}"
+              f"{'xNumPy':>7}{'xTorch':>7}{'xBest':>6}{'MB':>7}{'SciPy MB':>9}")
     print(header, file=out)
     print("-" * len(header), file=out)
     rows = []
+
+    def ratio(num, den):
+        return float(np.median(num / den)) if num is not None else None
+
+    def fmt(val, width, spec):
+        return f"{val:>{width}{spec}}" if val is not None else f"{'-':>{width}}"
+
     for shape, axis in shapes:
         for dt in (np.float32, np.float64):
             x = rng.standard_normal(shape).astype(dt)
             v = rng.standard_normal(shape).astype(dt)
-            for op, ours, ours_out, floor, scipy_fn, numpy_fn in _cases(x, v, axis,
-                                                                        sp):
-                T, TO, F, S, N = _interleaved_times(
-                    [ours, ours_out, floor, scipy_fn, numpy_fn], repeat, evict)
-                t, to = float(np.median(T)), float(np.median(TO))
-                fl = float(np.median(TO / F))  # per-round ratios, then median
-                xs = float(np.median(S / T)) if S is not None else None
-                xn = float(np.median(N / T))
-                rows.append((op, np.dtype(dt).name, shape, axis, t, fl, xs, xn))
-                print(f"{op:<12}{np.dtype(dt).name:<9}{str(shape):<18}{str(axis):<6}"
-                      f"{t * 1e3:>11.3f}{to * 1e3:>9.3f}{fl:>8.2f}"
-                      f"{(xs if xs else float('nan')):>8.1f}{xn:>8.1f}",
-                      file=out, flush=True)
+            for c in _cases(x, v, axis, sp):
+                mem = _peak_mb(c["ours"])
+                mem_sp = _peak_mb(c["scipy"])
+                for nt in threads:
+                    _set_threads(nt)
+                    T, TO, F, E, S, N, P = _interleaved_times(
+                        [c["ours"], c["ours_out"], c["floor"], c["exp"],
+                         c["scipy"], c["numpy"], c["torch"]], repeat, evict)
+                    t, to = float(np.median(T)), float(np.median(TO))
+                    peers = [p for p in (S, N, P) if p is not None]
+                    best = np.min(np.vstack(peers), axis=0)
+                    r = dict(op=c["name"], dtype=np.dtype(dt).name, shape=shape,
+                             axis=axis, threads=nt, ms=t * 1e3, out_ms=to * 1e3,
+                             floor=ratio(TO, F), exp=ratio(TO, E) if E is not None
+                             else None, scipy=ratio(S, T), numpy=ratio(N, T),
+                             torch=ratio(P, T), best=ratio(best, T), mb=mem,
+                             scipy_mb=mem_sp)
+                    rows.append(r)
+                    print(f"{r['op']:<12}{r['dtype']:<8}{str(shape):<17}"
+                          f"{str(axis):<5}{nt:>3}{r['ms']:>9.3f}{r['out_ms']:>9.3f}"
+                          f"{fmt(r['floor'], 7, '.2f')}{fmt(r['exp'], 6, '.2f')}"
+                          f"{fmt(r['scipy'], 7, '.1f')}{fmt(r['numpy'], 7, '.1f')}"
+                          f"{fmt(r['torch'], 7, '.1f')}{fmt(r['best'], 6, '.1f')}"
+                          f"{fmt(mem, 7, '.1f')}{fmt(mem_sp, 9, '.1f')}",
+                          file=out, flush=True)
+    _set_threads(0)
     return rows
 
 
@@ -267,14 +361,23 @@ def main(argv=None):
     ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
                     help="cold (default): every timed call starts with its "
                          "arrays out of cache; warm: as the call before left them")
+    ap.add_argument("--threads", default=None,
+                    help="comma-separated thread counts to run at (default: 1 "
+                         "with --quick, else 1,2)")
+    ap.add_argument("--shapes", default=None,
+                    help="only the shapes whose text contains this, e.g. 4096")
     args = ap.parse_args(argv)
+    threads = tuple(int(t) for t in (args.threads or ("1" if args.quick else "1,2"))
+                    .split(","))
     print(f"lsm_ext {lx.__version__}  numpy {np.__version__}  isa {lx.isa()}  "
-          f"(1 thread, cache {args.cache})")
+          f"threads {','.join(map(str, threads))}  cache {args.cache}")
     print("self-check:", self_check())
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    if args.shapes:
+        shapes = [sa for sa in shapes if args.shapes in str(sa[0])]
     repeat = args.repeat or (3 if args.quick else 7)
     print()
-    benchmark(shapes, repeat, cache=args.cache)
+    benchmark(shapes, repeat, cache=args.cache, threads=threads)
     small_call_latency()
 
 

@@ -266,13 +266,16 @@ def _peak_mb(fn):
         tracemalloc.stop()
 
 
-def _set_threads(n):
+def _set_threads(n, torch_default=[]):  # noqa: B006 (remembers torch's own)
+    """Thread count n for lsm_ext and PyTorch; 0 restores both defaults."""
     lx.set_num_threads(n)
     try:
         import torch
-        torch.set_num_threads(n)
     except ImportError:
-        pass
+        return
+    if not torch_default:
+        torch_default.append(torch.get_num_threads())
+    torch.set_num_threads(n if n > 0 else torch_default[0])
 
 
 def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):

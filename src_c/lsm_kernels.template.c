@@ -1124,6 +1124,23 @@ static ptrdiff_t FN(block_width_)(ptrdiff_t n, ptrdiff_t inner) {
     return w < inner ? w : inner;
 }
 
+/* Column block i of an inner-contiguous view cut into blocks of W columns:
+ * its outer index *o, first column *k0; returns its width. */
+static ptrdiff_t FN(col_block_)(ptrdiff_t i, ptrdiff_t inner, ptrdiff_t W,
+                                ptrdiff_t *o, ptrdiff_t *k0) {
+    const ptrdiff_t nb = (inner + W - 1) / W;
+    *o = i / nb;
+    *k0 = (i % nb) * W;
+    return inner - *k0 < W ? inner - *k0 : W;
+}
+
+/* How many column blocks an (outer, n, inner) view has. */
+static ptrdiff_t FN(col_blocks_)(ptrdiff_t outer, ptrdiff_t n,
+                                 ptrdiff_t inner) {
+    const ptrdiff_t W = FN(block_width_)(n, inner);
+    return outer * ((inner + W - 1) / W);
+}
+
 /* logsumexp of the column blocks [lo, hi) (block i: o = i / nb, columns
  * from (i % nb) * W, W wide) of an inner-contiguous view. */
 static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
@@ -1135,10 +1152,9 @@ static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     T lm[LSM_COLS], rd[LSM_COLS];
     unsigned char special[LSM_COLS];
     const ptrdiff_t W = FN(block_width_)(n, inner);
-    const ptrdiff_t nb = (inner + W - 1) / W;
     for (ptrdiff_t i = lo; i < hi; i++) {
-        const ptrdiff_t o = i / nb, k0 = (i % nb) * W;
-        ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+        ptrdiff_t o, k0;
+        const ptrdiff_t w = FN(col_block_)(i, inner, W, &o, &k0);
         const T *base = x + o * xs[0] + k0;
         FN(cols_stats_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
         FN(cols_finish_)(w, m, c, rest, lm, rd, special);
@@ -1185,8 +1201,7 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         return LSM_OK;
     }
     if (xs[1] != 1 && xs[2] == 1 && inner > 1) {
-        const ptrdiff_t W = FN(block_width_)(n, inner);
-        LSM_SHARED(outer * ((inner + W - 1) / W), 1, work,
+        LSM_SHARED(FN(col_blocks_)(outer, n, inner), 1, work,
                    FN(lse_cols_range_)(lo_, hi_, n, inner, x, xs, out, os));
         return LSM_OK;
     }
@@ -1517,10 +1532,9 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
     unsigned char special[LSM_COLS];
     const ptrdiff_t W = FN(block_width_)(n, inner);
-    const ptrdiff_t nb = (inner + W - 1) / W;
     for (ptrdiff_t i = lo; i < hi; i++) {
-        const ptrdiff_t o = i / nb, k0 = (i % nb) * W;
-        ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+        ptrdiff_t o, k0;
+        const ptrdiff_t w = FN(col_block_)(i, inner, W, &o, &k0);
         const T *xb = x + o * xs[0] + k0;
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
@@ -1599,8 +1613,7 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const T *x, const ptrdiff_t xs[3], const T *v,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
-    const ptrdiff_t W = FN(block_width_)(n, inner);
-    LSM_SHARED(outer * ((inner + W - 1) / W), 1,
+    LSM_SHARED(FN(col_blocks_)(outer, n, inner), 1,
                outer * inner * n * (op == 2 ? 2 : 1),
                FN(colwise_range_)(op, lo_, hi_, n, inner, x, xs, v, vs, y, ys,
                                   dy, dys));
@@ -1654,10 +1667,9 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     double s[LSM_COLS];
     T ss[LSM_COLS], sT[LSM_COLS];
     const ptrdiff_t W = FN(block_width_)(n, inner);
-    const ptrdiff_t nb = (inner + W - 1) / W;
     for (ptrdiff_t i = lo; i < hi; i++) {
-        const ptrdiff_t o = i / nb, k0 = (i % nb) * W;
-        ptrdiff_t w = inner - k0 < W ? inner - k0 : W;
+        ptrdiff_t o, k0;
+        const ptrdiff_t w = FN(col_block_)(i, inner, W, &o, &k0);
         const T *yb = y + o * ys[0] + k0;
         const T *gb = g + o * gs[0] + k0;
         T *db = dx + o * dxs[0] + k0;
@@ -1739,8 +1751,7 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(y && g && dx);
     const ptrdiff_t work = 2 * outer * inner * n;
     if (gs[1] != 1 && inner > 1 && ys[2] == 1 && gs[2] == 1 && dxs[2] == 1) {
-        const ptrdiff_t W = FN(block_width_)(n, inner);
-        LSM_SHARED(outer * ((inner + W - 1) / W), 1, work,
+        LSM_SHARED(FN(col_blocks_)(outer, n, inner), 1, work,
                    FN(vjp_cols_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx,
                                        dxs));
         return LSM_OK;

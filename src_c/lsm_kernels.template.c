@@ -1168,25 +1168,49 @@ static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     }
 }
 
+/* Rows per group of the elementwise row path (at most LSM_GROUP): as many
+ * as keep a group's rows of `streams` inputs within LSM_GROUP_BYTES, so
+ * that the rows still to be written when the group's logs are known are in
+ * L1. (logsumexp writes no rows: its groups are LSM_GROUP rows.) */
+static ptrdiff_t FN(group_rows_)(ptrdiff_t n, ptrdiff_t streams) {
+    const ptrdiff_t g =
+        LSM_GROUP_BYTES / (n * streams * (ptrdiff_t)sizeof(T) + 1);
+    return g < 1 ? 1 : (g > LSM_GROUP ? LSM_GROUP : g);
+}
+
 /* logsumexp of the rows [lo, hi) (row r: o = r / inner, k = r % inner). */
 static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
                                 ptrdiff_t n, ptrdiff_t inner, const T *x,
                                 const ptrdiff_t xs[3], T *out,
                                 const ptrdiff_t os[2]) {
     T bx[LSM_CHUNK];
-    for (ptrdiff_t r = lo; r < hi; r++) {
-        const ptrdiff_t o = r / inner, k = r % inner;
-        const T *row = x + o * xs[0] + k * xs[2];
-        const T *next = FN(next_row_)(x, xs, outer, n, inner, o, k);
-        STATS st;
-        double v;
-        if (FN(row_stats_any_)(row, xs[1], NULL, 0, n, &st, bx, NULL, next,
-                               NULL, NULL)) {
-            v = log(fabs(FN(special_sum_)(row, xs[1], NULL, 0, n)));
-        } else {
-            v = FN(log_sum_)(st.c, st.rest) + (double)st.m;
+    const ptrdiff_t G = LSM_GROUP;
+    for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {
+        const ptrdiff_t cnt = hi - g0 < G ? hi - g0 : G;
+        double c[LSM_GROUP], rest[LSM_GROUP], m[LSM_GROUP], v[LSM_GROUP];
+        int special[LSM_GROUP];
+        for (ptrdiff_t i = 0; i < cnt; i++) {
+            const ptrdiff_t o = (g0 + i) / inner, k = (g0 + i) % inner;
+            STATS st;
+            special[i] = FN(row_stats_any_)(
+                x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
+                FN(next_row_)(x, xs, outer, n, inner, o, k), NULL, NULL);
+            c[i] = special[i] ? 1.0 : st.c; /* a harmless log for the loop */
+            rest[i] = special[i] ? 0.0 : st.rest;
+            m[i] = (double)st.m;
         }
-        out[o * os[0] + k * os[1]] = (T)v;
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < cnt; i++) {
+            v[i] = FN(log_sum_)(c[i], rest[i]) + m[i];
+        }
+        for (ptrdiff_t i = 0; i < cnt; i++) {
+            const ptrdiff_t o = (g0 + i) / inner, k = (g0 + i) % inner;
+            if (special[i]) {
+                v[i] = log(fabs(FN(special_sum_)(x + o * xs[0] + k * xs[2],
+                                                 xs[1], NULL, 0, n)));
+            }
+            out[o * os[0] + k * os[1]] = (T)v[i];
+        }
     }
 }
 
@@ -1436,40 +1460,75 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     const int pipe = xs[1] == 1 && ys[1] == 1 &&
                      (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 &&
                                   dys[1] == 1));
-    FN(pending_) p = {NULL, NULL, NULL, NULL, 0, 0, 0}; /* p.x NULL: none */
-    for (ptrdiff_t r = lo; r < hi; r++) {
-        const ptrdiff_t o = r / inner, k = r % inner;
-        const T *xr = x + o * xs[0] + k * xs[2];
-        const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
-        T *yr = y + o * ys[0] + k * ys[2];
-        T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
-        STATS st;
-        if (op == 0 && n < LSM_LONG_ROW) {
-            FN(row_softmax_)(xr, xs[1], n, yr, ys[1], bx, by,
+    if (op == 0 && n < LSM_LONG_ROW) { /* softmax: row_softmax_ */
+        for (ptrdiff_t r = lo; r < hi; r++) {
+            const ptrdiff_t o = r / inner, k = r % inner;
+            FN(row_softmax_)(x + o * xs[0] + k * xs[2], xs[1], n,
+                             y + o * ys[0] + k * ys[2], ys[1], bx, by,
                              FN(next_row_)(x, xs, outer, n, inner, o, k));
-            continue;
         }
-        const int special = FN(row_stats_any_)(
-            xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
-            FN(next_row_)(x, xs, outer, n, inner, o, k),
-            v ? FN(next_row_)(v, vs, outer, n, inner, o, k) : NULL,
-            p.x ? &p : NULL);
-        p.x = NULL; /* written */
-        if (special) {
-            FN(row_special_)(op, xr, xs[1], n, st.m, yr, ys[1], dyr,
-                             dyr ? dys[1] : 0, bx, by);
-            continue;
-        }
-        const FN(pending_) row = FN(row_result_)(xr, vr, yr, dyr, &st);
-        if (pipe) { /* written by the next row's statistics pass */
-            p = row;
-            continue;
-        }
-        FN(row_out_range_)(op, 0, n, &row, xs[1], vs ? vs[1] : 0, ys[1],
-                           dys ? dys[1] : 0, (T)(1.0 / (st.c + st.rest)));
+        return;
     }
-    if (p.x) {
-        FN(pending_out_)(&p, n);
+    /* pend: the previous group's rows, written by this group's statistics
+     * passes when pipelined (row i of a group writes row i of the last);
+     * x NULL where there is nothing to write */
+    FN(pending_) pend[LSM_GROUP], cur[LSM_GROUP];
+    ptrdiff_t npend = 0;
+    /* the pipelined JVP (float64) writes four streams: rows a group back
+     * fall out of L1 (measured 1.1x slower at rows of 128), so one row */
+    const ptrdiff_t G = op == 2 && pipe ? 1 : FN(group_rows_)(n, v ? 2 : 1);
+    for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {
+        const ptrdiff_t cnt = hi - g0 < G ? hi - g0 : G;
+        double c[LSM_GROUP], rest[LSM_GROUP], tv[LSM_GROUP], l[LSM_GROUP];
+        double q[LSM_GROUP];
+        for (ptrdiff_t i = 0; i < cnt; i++) {
+            const ptrdiff_t o = (g0 + i) / inner, k = (g0 + i) % inner;
+            const T *xr = x + o * xs[0] + k * xs[2];
+            const T *vr = v ? v + o * vs[0] + k * vs[2] : NULL;
+            T *yr = y + o * ys[0] + k * ys[2];
+            T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
+            const FN(pending_) *w = i < npend && pend[i].x ? &pend[i] : NULL;
+            STATS st;
+            const int special = FN(row_stats_any_)(
+                xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
+                FN(next_row_)(x, xs, outer, n, inner, o, k),
+                v ? FN(next_row_)(v, vs, outer, n, inner, o, k) : NULL, w);
+            cur[i] = (FN(pending_)){special ? NULL : xr, vr, yr, dyr, st.m, 0,
+                                    0};
+            if (special) {
+                FN(row_special_)(op, xr, xs[1], n, st.m, yr, ys[1], dyr,
+                                 dyr ? dys[1] : 0, bx, by);
+            }
+            c[i] = special ? 1.0 : st.c; /* a harmless log for the loop */
+            rest[i] = special ? 0.0 : st.rest;
+            tv[i] = special ? 0.0 : st.tv;
+        }
+        for (ptrdiff_t i = cnt; i < npend; i++) { /* a shorter last group */
+            if (pend[i].x) {
+                FN(pending_out_)(&pend[i], n);
+            }
+        }
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < cnt; i++) {
+            l[i] = FN(log_sum_)(c[i], rest[i]);
+            q[i] = tv[i] / (c[i] + rest[i]);
+        }
+        for (ptrdiff_t i = 0; i < cnt; i++) {
+            cur[i].l = (T)l[i];
+            cur[i].q = (T)q[i];
+            pend[i] = cur[i];
+            if (!pipe && cur[i].x) {
+                FN(row_out_range_)(op, 0, n, &cur[i], xs[1], vs ? vs[1] : 0,
+                                   ys[1], dys ? dys[1] : 0,
+                                   (T)(1.0 / (c[i] + rest[i])));
+            }
+        }
+        npend = pipe ? cnt : 0;
+    }
+    for (ptrdiff_t i = 0; i < npend; i++) {
+        if (pend[i].x) {
+            FN(pending_out_)(&pend[i], n);
+        }
     }
 }
 

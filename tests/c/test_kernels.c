@@ -337,14 +337,14 @@ static void check_special_rows(void) {
     CHECK(isnan(out), "weighted negative without sign gives nan: %g", out);
 }
 
-/* Rows of one call are pipelined (each row's output written during the
- * next row's statistics pass): the rows of one call, regular and special
- * (+inf in a later chunk, all -inf, nan, -inf for a whole first chunk) in
- * any order, give bit for bit what each row gives on its own, out of place
- * and in place, for log_softmax and the JVP. */
+/* Rows of one call are grouped (their logs computed together) and
+ * pipelined (each row's output written during a later row's statistics
+ * pass): the rows of one call, regular and special (+inf in a later chunk,
+ * all -inf, nan, -inf for a whole first chunk) in any order, give bit for
+ * bit what each row gives on its own, out of place and in place, for
+ * log_softmax and the JVP. */
 #define DEFINE_CHECK_PIPELINE(T, SFX)                                          \
-    static void check_pipeline_##SFX(ptrdiff_t n) {                            \
-        enum { R = 8 };                                                        \
+    static void check_pipeline_##SFX(ptrdiff_t R, ptrdiff_t n) {               \
         const ptrdiff_t N = R * n, s[3] = {n, 1, 1};                           \
         T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
         T *y = malloc(sizeof(T) * (size_t)N), *d = malloc(sizeof(T) * (size_t)N); \
@@ -353,15 +353,18 @@ static void check_special_rows(void) {
             x[i] = (T)(4 * nrand());                                           \
             v[i] = (T)nrand();                                                 \
         }                                                                      \
-        x[1 * n + n - 1] = (T)INFINITY;    /* +inf in the last chunk */        \
-        for (ptrdiff_t j = 0; j < n; j++) {                                    \
-            x[2 * n + j] = -(T)INFINITY;   /* all -inf */                      \
+        for (ptrdiff_t r0 = 0; r0 < R; r0 += 8) { /* in every 8 rows: */      \
+            T *b = x + r0 * n;                                                 \
+            b[1 * n + n - 1] = (T)INFINITY; /* +inf in the last chunk */       \
+            for (ptrdiff_t j = 0; j < n; j++) {                                \
+                b[2 * n + j] = -(T)INFINITY; /* all -inf */                    \
+            }                                                                  \
+            b[4 * n + n / 2] = (T)NAN; /* nan among finite */                  \
+            for (ptrdiff_t j = 0; j < n && j < 1024; j++) {                    \
+                b[5 * n + j] = -(T)INFINITY; /* a first chunk of -inf */       \
+            }                                                                  \
+            b[7 * n] = (T)NAN;                                                 \
         }                                                                      \
-        x[4 * n + n / 2] = (T)NAN;         /* nan among finite */              \
-        for (ptrdiff_t j = 0; j < n && j < 1024; j++) {                        \
-            x[5 * n + j] = -(T)INFINITY;   /* a first chunk of -inf */         \
-        }                                                                      \
-        x[7 * n] = (T)NAN;                 /* the last row */                  \
         for (int inplace = 0; inplace < 2; inplace++) {                        \
             T *yo = y, *dyo = d;                                               \
             if (inplace) {                                                     \
@@ -397,10 +400,14 @@ DEFINE_CHECK_PIPELINE(double, f64)
 DEFINE_CHECK_PIPELINE(float, f32)
 
 static void check_pipeline(void) {
+    /* 8 rows; 40 rows (groups of up to 16 rows: specials on both sides of
+     * group edges, a shorter last group) */
     const ptrdiff_t ns[] = {65, 1000, 1024, 2500};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
-        check_pipeline_f64(ns[i]);
-        check_pipeline_f32(ns[i]);
+        check_pipeline_f64(8, ns[i]);
+        check_pipeline_f32(8, ns[i]);
+        check_pipeline_f64(40, ns[i]);
+        check_pipeline_f32(40, ns[i]);
     }
 }
 

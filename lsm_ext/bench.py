@@ -33,6 +33,11 @@ floors become L3 copies rather than memory copies).
   a NumPy max-shift implementation, PyTorch on CPU when installed
   (``torch.logsumexp``, ``softmax``, ``log_softmax``, ``torch.func.jvp`` of
   ``log_softmax``, and log_softmax's own backward kernel for the VJP);
+* ``xJAX`` -- with ``--jax``: JAX on CPU (``jax.nn.logsumexp``, ``softmax``,
+  ``log_softmax``, ``jax.jvp`` of ``log_softmax``, the VJP formula; jitted,
+  compiled before timing, float64 enabled) on one thread at every ``thr``
+  (XLA's thread pool is sized once, at import, and its idle threads would
+  compete with the other calls);
 * ``xBest`` -- the fastest of those peers, round by round / lsm_ext's time;
 * ``MB``, ``SciPy MB`` -- peak memory that ``tracemalloc`` sees during one
   plain call (the result included; NumPy reports its allocations to it).
@@ -197,6 +202,34 @@ def _torch_cases(x, v, axis):
     }
 
 
+def _jax_cases(x, v, axis):
+    """The JAX peers (CPU, float64 enabled, jitted and compiled before
+    timing), as a dict op -> function; {} unless --jax imported JAX (see
+    main: single-threaded, since XLA's pool cannot be resized at run time and
+    its idle threads would compete with every other call for the cores)."""
+    if "jax" not in sys.modules:
+        return {}
+    import jax
+    import jax.numpy as jnp
+    xj, vj = jnp.asarray(x), jnp.asarray(v)
+    lse = jax.jit(lambda a: jax.nn.logsumexp(a, axis=axis))
+    sm = jax.jit(lambda a: jax.nn.softmax(a, axis=axis))
+    ls = jax.jit(lambda a: jax.nn.log_softmax(a, axis=axis))
+    jvp = jax.jit(lambda a, t: jax.jvp(lambda b: jax.nn.log_softmax(b, axis=axis),
+                                       (a,), (t,)))
+    # the VJP of log_softmax from its output y, as lsm_ext takes it
+    vjp = jax.jit(lambda y, g: g - jnp.exp(y) * jnp.sum(g, axis=axis,
+                                                        keepdims=True))
+    yj = ls(xj)
+
+    def run(f, *args):
+        return lambda: jax.block_until_ready(f(*args))
+
+    return {"logsumexp": run(lse, xj), "softmax": run(sm, xj),
+            "log_softmax": run(ls, xj), "jvp": run(jvp, xj, vj),
+            "vjp": run(vjp, yj, vj)}
+
+
 def _cases(x, v, axis, sp):
     """One dict per op: name, ours (plain call), ours_out (out=), floor, exp
     (np.exp into a preallocated array, logsumexp only), scipy, numpy, torch
@@ -204,6 +237,7 @@ def _cases(x, v, axis, sp):
     o1, o2 = np.empty_like(x), np.empty_like(x)
     r1 = np.empty_like(lx.logsumexp(x, axis=axis))
     peers = _torch_cases(x, v, axis)
+    jpeers = _jax_cases(x, v, axis)
 
     def copy1():
         np.copyto(o1, x)
@@ -246,7 +280,7 @@ def _cases(x, v, axis, sp):
     ]
     return [dict(name=op, ours=ours, ours_out=out, floor=floor,
                  exp=exp1 if op == "logsumexp" else None, scipy=scipy,
-                 numpy=numpy, torch=peers.get(op))
+                 numpy=numpy, torch=peers.get(op), jax=jpeers.get(op))
             for op, ours, out, floor, scipy, numpy in rows]
 
 
@@ -287,7 +321,8 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
     evict = _Evict(cache)
     header = (f"{'op':<12}{'dtype':<8}{'shape':<17}{'axis':<5}{'thr':>3}"
               f"{'ms':>9}{'out= ms':>9}{'floor':>7}{'exp':>6}{'xSciPy':>7}"
-              f"{'xNumPy':>7}{'xTorch':>7}{'xBest':>6}{'MB':>7}{'SciPy MB':>9}")
+              f"{'xNumPy':>7}{'xTorch':>7}{'xJAX':>6}{'xBest':>6}{'MB':>7}"
+              f"{'SciPy MB':>9}")
     print(header, file=out)
     print("-" * len(header), file=out)
     rows = []
@@ -307,24 +342,27 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
                 mem_sp = _peak_mb(c["scipy"])
                 for nt in threads:
                     _set_threads(nt)
-                    T, TO, F, E, S, N, P = _interleaved_times(
+                    T, TO, F, E, S, N, P, J = _interleaved_times(
                         [c["ours"], c["ours_out"], c["floor"], c["exp"],
-                         c["scipy"], c["numpy"], c["torch"]], repeat, evict)
+                         c["scipy"], c["numpy"], c["torch"], c["jax"]],
+                        repeat, evict)
                     t, to = float(np.median(T)), float(np.median(TO))
-                    peers = [p for p in (S, N, P) if p is not None]
+                    peers = [p for p in (S, N, P, J) if p is not None]
                     best = np.min(np.vstack(peers), axis=0)
                     r = dict(op=c["name"], dtype=np.dtype(dt).name, shape=shape,
                              axis=axis, threads=nt, ms=t * 1e3, out_ms=to * 1e3,
                              floor=ratio(TO, F), exp=ratio(TO, E) if E is not None
                              else None, scipy=ratio(S, T), numpy=ratio(N, T),
-                             torch=ratio(P, T), best=ratio(best, T), mb=mem,
+                             torch=ratio(P, T), jax=ratio(J, T),
+                             best=ratio(best, T), mb=mem,
                              scipy_mb=mem_sp)
                     rows.append(r)
                     print(f"{r['op']:<12}{r['dtype']:<8}{str(shape):<17}"
                           f"{str(axis):<5}{nt:>3}{r['ms']:>9.3f}{r['out_ms']:>9.3f}"
                           f"{fmt(r['floor'], 7, '.2f')}{fmt(r['exp'], 6, '.2f')}"
                           f"{fmt(r['scipy'], 7, '.1f')}{fmt(r['numpy'], 7, '.1f')}"
-                          f"{fmt(r['torch'], 7, '.1f')}{fmt(r['best'], 6, '.1f')}"
+                          f"{fmt(r['torch'], 7, '.1f')}{fmt(r['jax'], 6, '.1f')}"
+                          f"{fmt(r['best'], 6, '.1f')}"
                           f"{fmt(mem, 7, '.1f')}{fmt(mem_sp, 9, '.1f')}",
                           file=out, flush=True)
     _set_threads(0)
@@ -369,7 +407,15 @@ def main(argv=None):
                          "with --quick, else 1,2)")
     ap.add_argument("--shapes", default=None,
                     help="only the shapes whose text contains this, e.g. 4096")
+    ap.add_argument("--jax", action="store_true",
+                    help="add JAX (CPU, jitted, one thread) as a peer")
     args = ap.parse_args(argv)
+    if args.jax:  # before JAX starts its thread pool: one thread, float64 on
+        import os
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                           "intra_op_parallelism_threads=1")
+        import jax
+        jax.config.update("jax_enable_x64", True)
     threads = tuple(int(t) for t in (args.threads or ("1" if args.quick else "1,2"))
                     .split(","))
     print(f"lsm_ext {lx.__version__}  numpy {np.__version__}  isa {lx.isa()}  "

@@ -1,6 +1,6 @@
 """The main job: a short self-check, then a benchmark table.
 
-    lsm-ext-bench  (or python -m lsm_ext.bench)   # full table (a few minutes)
+    lsm-ext-bench  (or python -m lsm_ext.bench)   # full table, 1 and 2 threads (~6 min)
     lsm-ext-bench --quick                          # small shapes, few repeats (CI)
 
 Every op is timed in rounds: each round calls lsm_ext (plain and out=), the

@@ -87,7 +87,8 @@ const char *lsm_isa(void);
  * the same, bit for bit, whatever the count. lsm_set_num_threads(n > 0)
  * sets the count for every later call; 0 (the default) follows OpenMP's
  * setting (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl). Built
- * without OpenMP: always 1. */
+ * without OpenMP, or in a child process made by fork() (GNU OpenMP's pool
+ * does not survive it): always 1. */
 void lsm_set_num_threads(int n);
 int lsm_get_num_threads(void);
 

@@ -5,7 +5,8 @@
  * With OpenMP, a call uses at most lsm_get_num_threads() threads: the count
  * set by lsm_set_num_threads, or (0, the default) OpenMP's own setting,
  * omp_get_max_threads(), which follows OMP_NUM_THREADS and threadpoolctl.
- * Built without OpenMP, every call runs on the calling thread.
+ * Built without OpenMP, every call runs on the calling thread; so does every
+ * call in a child process created by fork() (see lsm_mark_forked).
  */
 #include "lsm.h"
 #include "lsm_threads.h"
@@ -25,10 +26,30 @@ static volatile int lsm_nthreads = 0;
 #include <omp.h>
 #endif
 
+/* GNU OpenMP's thread pool does not survive fork(): a child process that
+ * enters a parallel region after its parent used the pool hangs. So a
+ * child (multiprocessing's "fork" start method, say) runs every call on
+ * its calling thread: pthread_atfork marks it at the fork. */
+#if defined(_OPENMP) && defined(__unix__) && \
+    (defined(__GNUC__) || defined(__clang__))
+#include <pthread.h>
+static volatile int lsm_forked = 0;
+static void lsm_mark_forked(void) { lsm_forked = 1; }
+__attribute__((constructor)) static void lsm_threads_init(void) {
+    pthread_atfork(NULL, NULL, lsm_mark_forked);
+}
+#define LSM_FORKED() (lsm_forked != 0)
+#else
+#define LSM_FORKED() 0
+#endif
+
 void lsm_set_num_threads(int n) { LSM_STORE(lsm_nthreads, n > 0 ? n : 0); }
 
 int lsm_get_num_threads(void) {
 #ifdef _OPENMP
+    if (LSM_FORKED()) {
+        return 1;
+    }
     int n = LSM_LOAD(lsm_nthreads);
     return n > 0 ? n : omp_get_max_threads();
 #else

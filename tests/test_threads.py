@@ -8,6 +8,9 @@ OpenMP's own setting (OMP_NUM_THREADS, threadpoolctl).
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+
 import numpy as np
 import pytest
 import scipy.special as sc
@@ -108,3 +111,31 @@ def test_threadpoolctl_limits_apply(restore_threads):
     lx.set_num_threads(1)  # an explicit setting wins
     with threadpoolctl.threadpool_limits(2, user_api="openmp"):
         assert lx.get_num_threads() == 1
+
+
+def _child_log_softmax(x, q):
+    q.put(lx.log_softmax(x, axis=-1))
+
+
+@needs_openmp
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method: Linux")
+def test_forked_child_does_not_hang(restore_threads):
+    """GNU OpenMP's pool does not survive fork(): a child that entered a
+    parallel region after its parent used the pool would hang. The child
+    runs its calls on one thread instead, with the same results."""
+    x = np.random.default_rng(7).standard_normal((300, 1000))
+    lx.set_num_threads(2)
+    ref = lx.log_softmax(x, axis=-1)  # the parent's pool is up
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_log_softmax, args=(x, q))
+    p.start()
+    try:
+        got = q.get(timeout=60)  # before join: the queue must drain first
+    except Exception:
+        got = None
+    p.join(10)
+    if p.exitcode is None:
+        p.kill()
+    assert got is not None and p.exitcode == 0, "the forked child hung or failed"
+    assert_array_equal(got, ref)

@@ -300,16 +300,20 @@ def _peak_mb(fn):
         tracemalloc.stop()
 
 
-def _set_threads(n, torch_default=[]):  # noqa: B006 (remembers torch's own)
+_TORCH_THREADS = None  # PyTorch's own thread count, before _set_threads
+
+
+def _set_threads(n):
     """Thread count n for lsm_ext and PyTorch; 0 restores both defaults."""
+    global _TORCH_THREADS
     lx.set_num_threads(n)
     try:
         import torch
     except ImportError:
         return
-    if not torch_default:
-        torch_default.append(torch.get_num_threads())
-    torch.set_num_threads(n if n > 0 else torch_default[0])
+    if _TORCH_THREADS is None:
+        _TORCH_THREADS = torch.get_num_threads()
+    torch.set_num_threads(n if n > 0 else _TORCH_THREADS)
 
 
 def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):

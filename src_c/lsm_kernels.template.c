@@ -148,6 +148,15 @@ static FN(pending_) FN(pending_at_)(const FN(pending_) *p, ptrdiff_t i0) {
     return q;
 }
 
+/* y = (x - m) - lse_m; y may be x (in place) */
+static void FN(chunk_log_softmax_)(const T *x, ptrdiff_t n, T m, T lse_m,
+                                   T *y) {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) {
+        y[i] = (x[i] - m) - lse_m;
+    }
+}
+
 /* Write the pending row p's output over its first n elements (p's pointers
  * moved on to where to start). */
 static void FN(pending_out_)(const FN(pending_) *p, ptrdiff_t n) {
@@ -155,10 +164,7 @@ static void FN(pending_out_)(const FN(pending_) *p, ptrdiff_t n) {
     T *y = p->y, *dy = p->dy;
     const T m = p->m, l = p->l, q = p->q;
     if (v == NULL) {
-#pragma omp simd
-        for (ptrdiff_t i = 0; i < n; i++) {
-            y[i] = (x[i] - m) - l;
-        }
+        FN(chunk_log_softmax_)(x, n, m, l, y);
         return;
     }
 #pragma omp simd
@@ -309,15 +315,6 @@ static double FN(chunk_sum_)(const T *restrict g, ptrdiff_t n) {
         s += (double)sj;
     }
     return s;
-}
-
-/* y = (x - m) - lse_m; y may be x (in place) */
-static void FN(chunk_log_softmax_)(const T *x, ptrdiff_t n, T m, T lse_m,
-                                   T *y) {
-#pragma omp simd
-    for (ptrdiff_t i = 0; i < n; i++) {
-        y[i] = (x[i] - m) - lse_m;
-    }
 }
 
 /* y = exp(x - m) * rd (softmax of a long row, rd = 1 / sum rounded once) */

@@ -1,13 +1,26 @@
 """Public API: the functions users call, documented here.
 
-Today every input goes to the NumPy backend (``_numpy``), which converts
-array-likes with ``np.asarray`` exactly as scipy.special does. The per-library
-backends (CuPy, the generic array-API path) plug in here.
+CuPy arrays go to the CuPy backend (``_cupy``: CUDA kernels, CuPy imported
+only then); everything else to the NumPy backend (``_numpy``), which converts
+array-likes with ``np.asarray`` exactly as scipy.special does. The generic
+array-API path plugs in here too.
 """
 
 from __future__ import annotations
 
 from . import _numpy
+from ._cupy import is_cupy_array as _is_cupy
+
+
+def _backend(*arrays):
+    """_cupy when any argument is a CuPy array (mixing it with another
+    library's array is then a TypeError), else _numpy."""
+    for a in arrays:
+        if a is not None and _is_cupy(a):
+            from . import _cupy
+
+            return _cupy
+    return _numpy
 
 __all__ = [
     "logsumexp",
@@ -72,8 +85,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     >>> lx.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    return _numpy.logsumexp(a, axis=axis, b=b, keepdims=keepdims, out=out,
-                            return_sign=return_sign)
+    return _backend(a, b).logsumexp(a, axis=axis, b=b, keepdims=keepdims,
+                                    out=out, return_sign=return_sign)
 
 
 def softmax(x, axis=None, *, out=None):
@@ -107,7 +120,7 @@ def softmax(x, axis=None, *, out=None):
     >>> lx.softmax([0.0, 0.0, 0.0, 0.0])
     array([0.25, 0.25, 0.25, 0.25])
     """
-    return _numpy.softmax(x, axis=axis, out=out)
+    return _backend(x).softmax(x, axis=axis, out=out)
 
 
 def log_softmax(x, axis=None, *, out=None):
@@ -141,7 +154,7 @@ def log_softmax(x, axis=None, *, out=None):
     >>> float(lx.log_softmax([0.0, -40.0])[0])
     -4.248354255291589e-18
     """
-    return _numpy.log_softmax(x, axis=axis, out=out)
+    return _backend(x).log_softmax(x, axis=axis, out=out)
 
 
 def log_softmax_jvp(x, v, axis=None, *, out=None):
@@ -174,7 +187,7 @@ def log_softmax_jvp(x, v, axis=None, *, out=None):
     >>> dy
     array([-1.,  1.])
     """
-    return _numpy.log_softmax_jvp(x, v, axis=axis, out=out)
+    return _backend(x, v).log_softmax_jvp(x, v, axis=axis, out=out)
 
 
 def log_softmax_vjp(y, g, axis=None, *, out=None):
@@ -205,4 +218,4 @@ def log_softmax_vjp(y, g, axis=None, *, out=None):
     >>> lx.log_softmax_vjp(np.log([0.5, 0.5]), [1.0, 0.0])
     array([ 0.5, -0.5])
     """
-    return _numpy.log_softmax_vjp(y, g, axis=axis, out=out)
+    return _backend(y, g).log_softmax_vjp(y, g, axis=axis, out=out)

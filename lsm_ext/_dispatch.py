@@ -8,19 +8,102 @@ array-API path plugs in here too.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import _numpy
 from ._cupy import is_cupy_array as _is_cupy
 
+_SCALARS = (bool, int, float, complex, list, tuple, np.generic, np.ndarray)
+
 
 def _backend(*arrays):
-    """_cupy when any argument is a CuPy array (mixing it with another
-    library's array is then a TypeError), else _numpy."""
+    """_numpy for NumPy arrays, array-likes and scalars (as scipy.special);
+    _cupy when any argument is a CuPy array (mixing it with another library's
+    array is then a TypeError); _dask for dask arrays (blocked computations
+    over the NumPy kernels); None for the arrays of other libraries (handled
+    by _foreign)."""
+    other = False
     for a in arrays:
-        if a is not None and _is_cupy(a):
+        if a is None or isinstance(a, _SCALARS):
+            continue
+        if _is_cupy(a):
             from . import _cupy
 
             return _cupy
-    return _numpy
+        other = True
+    if not other:
+        return _numpy
+    lib = [type(a).__module__.split(".")[0] for a in arrays
+           if a is not None and not isinstance(a, _SCALARS)]
+    if all(m == "dask" for m in lib):
+        if any(isinstance(a, np.ndarray) for a in arrays):
+            raise TypeError("cannot mix a numpy.ndarray with a dask array; "
+                            "wrap it with dask.array.from_array first")
+        from . import _dask
+
+        return _dask
+    return None
+
+
+def _zero_copy(arrays):
+    """For arrays (all of one library) that our C kernels can read in place
+    -- CPU PyTorch tensors that do not require grad, concrete JAX arrays on
+    the CPU (not tracers), of float16/32/64 -- a pair (to NumPy, back to the
+    library); None otherwise (the generic path runs)."""
+    first = arrays[0]
+    mod = type(first).__module__.split(".")[0]
+    floats = ("float16", "float32", "float64")
+    if mod == "torch":
+        import torch
+
+        if all(isinstance(a, torch.Tensor) and a.device.type == "cpu"
+               and not a.requires_grad and str(a.dtype)[6:] in floats
+               and not a.is_conj() and not a.is_neg() for a in arrays):
+            return (lambda t: t.numpy(),
+                    lambda r: torch.from_numpy(np.asarray(r)))
+        return None
+    if mod in ("jax", "jaxlib"):
+        import jax
+
+        if all(isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer)
+               and str(a.dtype) in floats
+               and all(d.platform == "cpu" for d in a.devices())
+               for a in arrays):
+            import jax.numpy as jnp
+
+            return (np.asarray, jnp.asarray)
+        return None
+    return None
+
+
+def _foreign(name, args, kwargs):
+    """Run `name` on the arrays of a library other than NumPy and CuPy: the C
+    kernels through a zero-copy view where possible, else the generic
+    array-API implementation in the arrays' own namespace."""
+    if kwargs.get("out") is not None:
+        raise TypeError(f"{name}: out= is supported for NumPy and CuPy arrays")
+    kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    from array_api_compat import array_namespace
+
+    arrays = [a for a in args if a is not None and not isinstance(a, _SCALARS)]
+    xp = array_namespace(*arrays)  # TypeError for arrays of several libraries
+    for a in args:
+        if isinstance(a, np.ndarray):
+            raise TypeError(
+                f"{name}: cannot mix a numpy.ndarray with "
+                f"{type(arrays[0]).__module__}.{type(arrays[0]).__name__}; "
+                "move the arrays to one library first")
+    route = _zero_copy(arrays)
+    if route is not None:
+        to_np, back = route
+        res = getattr(_numpy, name)(
+            *[to_np(a) if any(a is b for b in arrays) else a for a in args],
+            **kwargs)
+        return tuple(back(r) for r in res) if isinstance(res, tuple) else back(res)
+    from . import _generic
+
+    return getattr(_generic, name)(xp, *args, **kwargs)
+
 
 __all__ = [
     "logsumexp",
@@ -85,8 +168,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     >>> lx.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    return _backend(a, b).logsumexp(a, axis=axis, b=b, keepdims=keepdims,
-                                    out=out, return_sign=return_sign)
+    be = _backend(a, b)
+    if be is None:
+        return _foreign("logsumexp", (a,), dict(axis=axis, b=b, keepdims=keepdims,
+                                               return_sign=return_sign, out=out))
+    return be.logsumexp(a, axis=axis, b=b, keepdims=keepdims, out=out,
+                        return_sign=return_sign)
 
 
 def softmax(x, axis=None, *, out=None):
@@ -120,7 +207,10 @@ def softmax(x, axis=None, *, out=None):
     >>> lx.softmax([0.0, 0.0, 0.0, 0.0])
     array([0.25, 0.25, 0.25, 0.25])
     """
-    return _backend(x).softmax(x, axis=axis, out=out)
+    be = _backend(x)
+    if be is None:
+        return _foreign("softmax", (x,), dict(axis=axis, out=out))
+    return be.softmax(x, axis=axis, out=out)
 
 
 def log_softmax(x, axis=None, *, out=None):
@@ -154,7 +244,10 @@ def log_softmax(x, axis=None, *, out=None):
     >>> float(lx.log_softmax([0.0, -40.0])[0])
     -4.248354255291589e-18
     """
-    return _backend(x).log_softmax(x, axis=axis, out=out)
+    be = _backend(x)
+    if be is None:
+        return _foreign("log_softmax", (x,), dict(axis=axis, out=out))
+    return be.log_softmax(x, axis=axis, out=out)
 
 
 def log_softmax_jvp(x, v, axis=None, *, out=None):
@@ -187,7 +280,10 @@ def log_softmax_jvp(x, v, axis=None, *, out=None):
     >>> dy
     array([-1.,  1.])
     """
-    return _backend(x, v).log_softmax_jvp(x, v, axis=axis, out=out)
+    be = _backend(x, v)
+    if be is None:
+        return _foreign("log_softmax_jvp", (x, v,), dict(axis=axis, out=out))
+    return be.log_softmax_jvp(x, v, axis=axis, out=out)
 
 
 def log_softmax_vjp(y, g, axis=None, *, out=None):
@@ -218,4 +314,7 @@ def log_softmax_vjp(y, g, axis=None, *, out=None):
     >>> lx.log_softmax_vjp(np.log([0.5, 0.5]), [1.0, 0.0])
     array([ 0.5, -0.5])
     """
-    return _backend(y, g).log_softmax_vjp(y, g, axis=axis, out=out)
+    be = _backend(y, g)
+    if be is None:
+        return _foreign("log_softmax_vjp", (y, g,), dict(axis=axis, out=out))
+    return be.log_softmax_vjp(y, g, axis=axis, out=out)

@@ -113,10 +113,11 @@ def test_launch_plans(op, dtype):
                             assert ns == nseg
 
 
-def test_import_does_not_import_cupy():
+def test_import_does_not_import_cupy(tmp_path):
     code = ("import sys, numpy as np, lsm_ext as lx; "
             "lx.log_softmax(np.ones((3, 4)), axis=1); lx.logsumexp([1.0, 2.0]); "
             "print('cupy' in sys.modules)")
+    # run outside the source tree, so that the installed package is imported
     r = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                       text=True, check=True)
+                       text=True, check=True, cwd=tmp_path)
     assert r.stdout.strip() == "False"

@@ -11,9 +11,11 @@ Semantics are the NumPy path's: the same dtype rules (integers to float, see
 ``_float_dtype``; float16 computed in float32), the entries equal to the max
 summed apart (``c``) so that results near the max keep their accuracy, rows
 whose max is not finite (or that hold a nan) given scipy.special's IEEE
-answers, ``b == 0`` entries ignored even where ``a`` is inf or nan. Every
-intermediate is guarded so that no floating-point warning is raised (some
-namespaces wrap NumPy).
+answers, ``b == 0`` entries ignored even where ``a`` is inf or nan. Special
+rows are handled per row (a replacement for the log-sum that the same
+elementwise formula turns into nan / -inf), so a call costs a handful of
+full-size operations; the dispatcher runs it under ``np.errstate(all=
+"ignore")`` for namespaces that wrap NumPy.
 """
 
 from __future__ import annotations
@@ -53,25 +55,35 @@ def _compute(xp, dt):
 
 def _stats(xp, x, axes, w=None):
     """Per-row (m, finite, d, e, c, r) with keepdims: m the max (nan when
-    the row holds a nan), d = x - m (-inf in rows whose max is not finite),
-    e = w exp(d) (0 where w == 0), c the weight at the max, r the rest."""
+    the row holds a nan), d = x - m (x - 0 in rows whose max is not
+    finite: their outputs come from the row values alone), e = w exp(d),
+    c the weight at the max, r the rest. Full-size operations: a subtract,
+    an exp, a compare, two sums (and the weights' own)."""
     inf = float("inf")
-    xa = x if w is None else xp.where(w != 0, x, xp.full_like(x, -inf))
+    zero = xp.asarray(0, dtype=x.dtype)
+    xa = x if w is None else xp.where(w != 0, x, xp.asarray(-inf, dtype=x.dtype))
     m = xp.max(xa, axis=axes, keepdims=True)
     finite = (m > -inf) & (m < inf)
-    ms = xp.where(finite, m, xp.zeros_like(m))
-    d = xp.where(finite, xa - ms, xp.full_like(xa, -inf))
+    d = xa - xp.where(finite, m, zero)
     e = xp.exp(d)
-    at_max = d == 0
+    at_max = (d == 0) & finite
     if w is None:
         c = xp.sum(xp.astype(at_max, x.dtype), axis=axes, keepdims=True)
-        r = xp.sum(xp.where(at_max, xp.zeros_like(e), e), axis=axes, keepdims=True)
+        r = xp.sum(xp.where(at_max, zero, e), axis=axes, keepdims=True)
     else:
-        zero = xp.zeros_like(e)
         c = xp.sum(xp.where(at_max, w, zero), axis=axes, keepdims=True)
         e = xp.where(w == 0, zero, w * e)
         r = xp.sum(xp.where(at_max, zero, e), axis=axes, keepdims=True)
     return m, finite, d, e, c, r
+
+
+def _special_row(xp, m, finite):
+    """Per row, what replaces l (or the sum) where the max is not finite so
+    that the same elementwise formula gives scipy's answers: +inf where m is
+    +inf (x - inf: -inf, nan at +inf), nan otherwise (nan everywhere)."""
+    inf, nan = float("inf"), float("nan")
+    return xp.where(finite, xp.zeros_like(m),
+                    xp.where(m == inf, xp.full_like(m, inf), xp.full_like(m, nan)))
 
 
 def _log_sum(xp, c, r, finite):
@@ -112,20 +124,25 @@ def logsumexp(xp, a, axis=None, b=None, keepdims=False, return_sign=False):
         w = xp.ones_like(a)
     m, finite, _, _, c, r = _stats(xp, a, axes, w)
     t = c + r
-    sign = xp.sign(t)
     res = _log_sum(xp, c, r, finite) + xp.where(finite, m, xp.zeros_like(m))
-    # rows whose max is not finite: the IEEE sum of the terms w x that are
-    # nan or +inf (nan for +inf - inf), as the C kernels
-    ww = xp.ones_like(a) if w is None else w
-    odd = (ww != 0) & ((a != a) | (a == inf))
-    zero = xp.zeros_like(a)
-    s = xp.sum(xp.where(odd, ww * xp.where(odd, a, zero), zero), axis=axes,
-               keepdims=True)
-    one = xp.ones_like(s)
-    s_log = xp.where(s == 0, xp.full_like(s, -inf),
-                     xp.log(xp.where(s == 0, one, xp.abs(s))))
-    res = xp.where(finite, res, s_log)
-    sign = xp.where(finite, sign, xp.sign(s))
+    if w is None:
+        # rows whose max is not finite: nan (a nan in the row), +inf or -inf
+        # -- the max itself
+        res = xp.where(finite, res, m)
+        sign = xp.ones_like(res)
+    else:
+        sign = xp.sign(t)
+        # rows whose max is not finite: the IEEE sum of the terms w x that
+        # are nan or +inf (nan for +inf - inf), as the C kernels
+        zero = xp.asarray(0, dtype=a.dtype)
+        odd = (w != 0) & ((a != a) | (a == inf))
+        s = xp.sum(xp.where(odd, w * xp.where(odd, a, zero), zero), axis=axes,
+                   keepdims=True)
+        one = xp.ones_like(s)
+        s_log = xp.where(s == 0, xp.full_like(s, -inf),
+                         xp.log(xp.where(s == 0, one, xp.abs(s))))
+        res = xp.where(finite, res, s_log)
+        sign = xp.where(finite, sign, xp.sign(s))
     if not return_sign:
         res = xp.where(sign < 0, xp.full_like(res, nan), res)
     res = xp.astype(xp.reshape(res, rshape), rdt)
@@ -164,22 +181,21 @@ def _elementwise(xp, op, name, axis, arrays):
         out = (g - xp.exp(y) * xp.sum(g, axis=axes, keepdims=True),)
     else:
         m, finite, d, e, c, r = _stats(xp, x, axes)
+        sp = _special_row(xp, m, finite)
         if op == "softmax":
-            s = c + r
-            s = xp.where(finite, s, xp.ones_like(s))
-            out = (xp.where(finite, e / s, xp.full_like(e, nan)),)
+            # special rows: nan throughout (x / nan)
+            s = xp.where(finite, c + r, xp.full_like(c, nan))
+            out = (e / s,)
         else:
-            l = _log_sum(xp, c, r, finite)
-            l = xp.where(finite, l, xp.zeros_like(l))  # d is -inf elsewhere
-            special = xp.where((m == inf) & (x != inf), xp.full_like(x, -inf),
-                               xp.full_like(x, nan))
-            y = xp.where(finite, d - l, special)
+            l = xp.where(finite, _log_sum(xp, c, r, finite), sp)
+            y = d - l
             out = (y,)
             if op == "jvp":
                 v = xs[1]
                 tot = xp.where(finite, c + r, xp.ones_like(c))
                 q = xp.sum(e * v, axis=axes, keepdims=True) / tot
-                out = (y, xp.where(finite, v - q, xp.full_like(v, nan)))
+                q = xp.where(finite, q, xp.full_like(q, nan))
+                out = (y, v - q)
     out = tuple(xp.astype(o, rdt) for o in out)
     if scalar:
         out = tuple(xp.reshape(o, ()) for o in out)

@@ -1,10 +1,11 @@
 """Every public function on every array library: the result is an array of
 the input's library, equal to the NumPy path's within the accuracy bounds.
 
-Backends: NumPy, read-only NumPy, array-api-strict, PyTorch (CPU) and JAX
-(CPU); CuPy lives in test_cupy.py. A library that is not installed skips,
-unless LSM_EXT_REQUIRE_BACKENDS=1 (set by .ci/run, which installs them all)
-makes that a failure.
+Backends: NumPy, read-only NumPy, array-api-strict, PyTorch (CPU), JAX (CPU),
+Dask (chunks smaller than the reduced axis: the blocked merge runs) and CuPy
+(skipped without a GPU; more in test_cupy.py). A library that is not
+installed skips, unless LSM_EXT_REQUIRE_BACKENDS=1 (set by .ci/run, which
+installs all but CuPy) makes that a failure.
 """
 
 import os
@@ -52,10 +53,27 @@ def _backend(name):
         import jax.numpy as jnp
 
         return jnp.asarray, np.asarray, jax.Array
+    if name == "dask":
+        da = _need("dask.array")
+        import dask.array as da
+
+        return (lambda a: da.from_array(np.asarray(a), chunks=2),
+                lambda d: np.asarray(d.compute()), da.Array)
+    if name == "cupy":
+        try:
+            import cupy
+        except ImportError:
+            pytest.skip("CuPy is not installed")
+        from lsm_ext import _cupy
+
+        if not _cupy.gpu_available():
+            pytest.skip("no CUDA device visible to CuPy")
+        return cupy.asarray, cupy.asnumpy, cupy.ndarray
     raise AssertionError(name)
 
 
-BACKENDS = ["numpy", "numpy-readonly", "array_api_strict", "torch", "jax"]
+BACKENDS = ["numpy", "numpy-readonly", "array_api_strict", "torch", "jax", "dask",
+            "cupy"]
 EPS = {np.dtype(np.float32): 2.0**-23, np.dtype(np.float64): 2.0**-52}
 
 
@@ -116,7 +134,8 @@ def test_special_values_and_accuracy(backend):
     assert y[0] == pytest.approx(-4.248354255291589e-18, rel=1e-12)
 
 
-@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"])
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax", "dask",
+                                     "cupy"])
 def test_dtypes_and_errors(backend):
     to, back, kind = _backend(backend)
     xi = to(np.arange(6, dtype=np.int64).reshape(2, 3))

@@ -281,11 +281,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
 def _elementwise(op, name, axis, arrays, n_out, out=None):
     cp = _cp()
     arrs = [_asarray(arrays[0], name)] + [_asarray(o, name) for o in arrays[1:]]
-    shape0 = arrs[0].shape
-    for o in arrs[1:]:
-        if o.shape != shape0:
-            raise ValueError(f"{name}: arrays must have the same shape, got "
-                             f"{shape0} and {o.shape}")
+    _np_backend.check_same_shape(name, arrs)
     dt = arrs[0].dtype
     if dt.kind == "b":
         _np_backend._softmax_dtype(dt, name)  # raises, as the NumPy path

@@ -202,10 +202,7 @@ def _log_softmax_block(x, ml):
 def _prepare(name, arrays):
     da = _da()
     arrays = [da.asarray(a) for a in arrays]
-    for o in arrays[1:]:
-        if o.shape != arrays[0].shape:
-            raise ValueError(f"{name}: arrays must have the same shape, got "
-                             f"{arrays[0].shape} and {o.shape}")
+    _numpy.check_same_shape(name, arrays)
     dt = np.result_type(*[a.dtype for a in arrays])
     if arrays[0].dtype == np.bool_:
         dt = arrays[0].dtype

@@ -152,11 +152,7 @@ def logsumexp(xp, a, axis=None, b=None, keepdims=False, return_sign=False):
 
 
 def _prepare(xp, name, arrays):
-    shape0 = arrays[0].shape
-    for o in arrays[1:]:
-        if o.shape != shape0:
-            raise ValueError(f"{name}: arrays must have the same shape, got "
-                             f"{shape0} and {o.shape}")
+    _np_backend.check_same_shape(name, arrays)
     dt = arrays[0].dtype
     if dt == xp.bool:
         _float_dtype(xp, dt, name, False)

@@ -328,12 +328,7 @@ def _prepare(x, name, others=()):
         rdt = _softmax_dtype(_reject(dt, name), name)
         return [a], rdt, _compute_dtype(rdt), a.ndim == 0
     arrs = [np.asarray(x)] + [np.asarray(o) for o in others]
-    shape0 = arrs[0].shape
-    for o in arrs[1:]:
-        if o.shape != shape0:
-            raise ValueError(
-                f"{name}: arrays must have the same shape, got {shape0} and {o.shape}"
-            )
+    check_same_shape(name, arrs)
     dt = arrs[0].dtype
     if dt.kind == "b":
         _softmax_dtype(dt, name)  # raises, as for log_softmax(bool)
@@ -341,6 +336,17 @@ def _prepare(x, name, others=()):
         dt = np.result_type(*arrs)
     rdt = _softmax_dtype(_reject(dt, name), name)
     return arrs, rdt, _compute_dtype(rdt), arrs[0].ndim == 0
+
+
+def check_same_shape(name, arrays):
+    """ValueError unless every array has the shape of the first (the JVP's
+    x and v, the VJP's y and g); shared by every backend."""
+    shape0 = arrays[0].shape
+    for o in arrays[1:]:
+        if o.shape != shape0:
+            raise ValueError(
+                f"{name}: arrays must have the same shape, got {shape0} and {o.shape}"
+            )
 
 
 def _check_out(out, dtypes, shape, name):

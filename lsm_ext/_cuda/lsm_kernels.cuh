@@ -269,6 +269,18 @@ __device__ __forceinline__ void lsm_lse(const lsm_st_<A> &s, int flags,
     sign = (A)sg;
 }
 
+/* A line's logsumexp result at *yo (and its sign at *zo for op 1). */
+template <typename T, typename A, int OP>
+__device__ __forceinline__ void lsm_put_lse(const lsm_st_<A> &s, int flags,
+                                            T *yo, T *zo) {
+    A res, sign;
+    lsm_lse<A, OP>(s, flags, res, sign);
+    lsm_st(yo, res);
+    if (OP == 1) {
+        lsm_st(zo, sign);
+    }
+}
+
 /* ------------------------------------------------------- group reductions */
 
 /* Reductions over the TPR threads of a line in lsm_rows: shuffles within a
@@ -427,12 +439,8 @@ __global__ void __launch_bounds__(TPR > 128 ? TPR : 128) lsm_rows(LSM_ARGS) {
     }
     if (lsm_is_lse(OP)) {
         if (lane == 0) {
-            A res, sign;
-            lsm_lse<A, OP>(s, flags, res, sign);
-            lsm_st(y + o * y0 + k * y2, res);
-            if (OP == 1) {
-                lsm_st(z + o * z0 + k * z2, sign);
-            }
+            lsm_put_lse<T, A, OP>(s, flags, y + o * y0 + k * y2,
+                                  z + o * z0 + k * z2);
         }
         return;
     }
@@ -559,12 +567,8 @@ __global__ void __launch_bounds__(BX *CY)
             flags = lsm_or_cy<BX, CY>(sf, f);
         }
         if (ty == 0 && live && blockIdx.y == 0) {
-            A res, sign;
-            lsm_lse<A, OP>(s, flags, res, sign);
-            lsm_st(y + o * y0 + k * y2, res);
-            if (OP == 1) {
-                lsm_st(z + o * z0 + k * z2, sign);
-            }
+            lsm_put_lse<T, A, OP>(s, flags, y + o * y0 + k * y2,
+                                  z + o * z0 + k * z2);
         }
         return;
     }

@@ -145,7 +145,6 @@ def part2(repeat, gb):
             tn = _t(fn, k)
             print(f"{op:12} dask {td:9.1f} ms   numpy (1 process, 1 thread) "
                   f"{tn:9.1f} ms   numpy/dask {tn / td:5.2f}")
-        del client
 
 
 def main():

@@ -135,7 +135,7 @@ def logsumexp(xp, a, axis=None, b=None, keepdims=False, return_sign=False):
         # rows whose max is not finite: the IEEE sum of the terms w x that
         # are nan or +inf (nan for +inf - inf), as the C kernels
         zero = xp.asarray(0, dtype=a.dtype)
-        odd = (w != 0) & ((a != a) | (a == inf))
+        odd = (w != 0) & (xp.isnan(a) | (a == inf))
         s = xp.sum(xp.where(odd, w * xp.where(odd, a, zero), zero), axis=axes,
                    keepdims=True)
         one = xp.ones_like(s)
@@ -171,7 +171,7 @@ def _elementwise(xp, op, name, axis, arrays):
         xs = [xp.reshape(o, (1,)) for o in xs]
         x = xs[0]
     axes = _np_backend._axes(axis, x.ndim)
-    inf, nan = float("inf"), float("nan")
+    nan = float("nan")
     if op == "vjp":
         y, g = xs
         out = (g - xp.exp(y) * xp.sum(g, axis=axes, keepdims=True),)

@@ -54,7 +54,7 @@ def _backend(name):
 
         return jnp.asarray, np.asarray, jax.Array
     if name == "dask":
-        da = _need("dask.array")
+        _need("dask.array")
         import dask.array as da
 
         return (lambda a: da.from_array(np.asarray(a), chunks=2),

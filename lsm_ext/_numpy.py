@@ -27,7 +27,7 @@ from ._outcache import empty as _empty
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import normalize_axis_tuple
 except ImportError:  # pragma: no cover - NumPy 1.25/1.26
-    from numpy.core.numeric import normalize_axis_tuple
+    from numpy.core.numeric import normalize_axis_tuple  # type: ignore[no-redef]
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)

@@ -111,6 +111,10 @@ def is_cupy_array(a):
 # ------------------------------------------------------------- launches
 
 
+def _device_id(a):
+    return a.device.id
+
+
 def _strides(a, itemsize):
     return [np.int64(s // itemsize) for s in a.strides]
 
@@ -120,7 +124,7 @@ def plan(op, dtype, n, inner, lines, sms, lse):
     lines' inner extent, 1 when the reduced axis is the fastest-varying) on
     a GPU of `sms` multiprocessors: a list of (kernel name, grid, block,
     (seg, nseg) or None), and the number of segments per line (> 1: a
-    workspace of lines x nseg x 4 accumulators is needed)."""
+    workspace of lines x nseg x 4 doubles is needed)."""
     t = _TYPE[np.dtype(dtype)]
     if inner == 1 and n <= _ROWS_MAX:
         tpr, vpt = _rows_variant(n)
@@ -154,7 +158,7 @@ def _launch(op, x3, v3, y3, z3, lse):
     if lines == 0 or n == 0:
         return
     it = x3.dtype.itemsize
-    dev = x3.device.id
+    dev = _device_id(x3)
     vv = x3 if v3 is None else v3  # a placeholder where the op reads no v
     zz = y3 if z3 is None else z3
     if lse:  # (outer, inner) results
@@ -167,8 +171,7 @@ def _launch(op, x3, v3, y3, z3, lse):
     launches, nseg = plan(op, x3.dtype, n, inner, lines, _sm_count(dev), lse)
     ws = x3
     if nseg > 1:
-        acc = np.float64 if x3.dtype == np.float64 else np.float32
-        ws = cp.empty((lines, nseg, 4), dtype=acc)
+        ws = cp.empty((lines, nseg, 4), dtype=np.float64)
     for name, grid, block, segs in launches:
         extra = () if segs is None else (np.int64(segs[0]), np.int64(segs[1]), ws)
         _function(name, dev)(grid, block, args + extra)

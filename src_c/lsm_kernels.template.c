@@ -1732,8 +1732,10 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         for (ptrdiff_t k = 0; k < w; k++) {
             s[k] = 0;
         }
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_CHUNK) {
-            ptrdiff_t j1 = n - j0 < LSM_CHUNK ? n : j0 + LSM_CHUNK;
+        /* partial sums in T of at most LSM_COL_ROWS terms per column, added
+         * in double (a sum of a whole chunk in T lost ~1e-5 of it) */
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_COL_ROWS) {
+            ptrdiff_t j1 = n - j0 < LSM_COL_ROWS ? n : j0 + LSM_COL_ROWS;
             for (ptrdiff_t k = 0; k < w; k++) {
                 ss[k] = 0;
             }

@@ -52,19 +52,31 @@ template <> struct lsm_acc<lsm_half> {
 
 __device__ __forceinline__ float lsm_ld(const float *p) { return *p; }
 __device__ __forceinline__ double lsm_ld(const double *p) { return *p; }
+__device__ __forceinline__ void lsm_st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void lsm_st(double *p, double v) { *p = v; }
+#ifdef LSM_CUDA_EMULATION /* tests/cuda_emu: the kernels run on the CPU */
+__device__ __forceinline__ float lsm_ld(const lsm_half *p) {
+    _Float16 h;
+    __builtin_memcpy(&h, &p->bits, 2);
+    return (float)h;
+}
+__device__ __forceinline__ void lsm_st(lsm_half *p, float v) {
+    const _Float16 h = (_Float16)v;
+    __builtin_memcpy(&p->bits, &h, 2);
+}
+#else
 __device__ __forceinline__ float lsm_ld(const lsm_half *p) {
     const unsigned short h = p->bits;
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
 }
-__device__ __forceinline__ void lsm_st(float *p, float v) { *p = v; }
-__device__ __forceinline__ void lsm_st(double *p, double v) { *p = v; }
 __device__ __forceinline__ void lsm_st(lsm_half *p, float v) {
     unsigned short h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
     p->bits = h;
 }
+#endif
 
 __device__ __forceinline__ float lsm_exp(float x) { return expf(x); }
 __device__ __forceinline__ double lsm_exp(double x) { return exp(x); }
@@ -96,15 +108,18 @@ __device__ __forceinline__ constexpr bool lsm_reads_v(int op) {
 
 /* ------------------------------------------------------------ statistics */
 
+/* t is summed in double whatever A: the VJP's sum of g (and the JVP's sum
+ * of exp(x - m) v) can cancel, and the C kernels sum them in double too */
 template <typename A> struct lsm_st_ {
-    A m, c, r, t;
+    A m, c, r;
+    double t;
 };
 
 /* Online update with one entry x of weight w (1 unweighted) and v (JVP). */
 template <typename A, int OP>
 __device__ __forceinline__ void lsm_add(lsm_st_<A> &s, A x, A w, A v) {
     if (OP == 6) { /* VJP: the sum of g only */
-        s.t += v;
+        s.t += (double)v;
         return;
     }
     if (lsm_weighted(OP) && w == A(0)) {
@@ -114,7 +129,7 @@ __device__ __forceinline__ void lsm_add(lsm_st_<A> &s, A x, A w, A v) {
         /* a new max: earlier terms scale by exp(m - x) (0 from -inf) */
         const A f = lsm_exp(s.m - x);
         s.r = (s.r + s.c) * f;
-        s.t *= f;
+        s.t *= (double)f;
         s.c = 0;
         s.m = x;
     }
@@ -125,7 +140,7 @@ __device__ __forceinline__ void lsm_add(lsm_st_<A> &s, A x, A w, A v) {
         s.r += w * e;
     }
     if (OP == 5) {
-        s.t += e * v;
+        s.t += (double)(e * v);
     }
 }
 
@@ -140,7 +155,7 @@ __device__ __forceinline__ void lsm_merge(lsm_st_<A> &a, const lsm_st_<A> &b) {
     if (b.m > a.m) {
         const A f = lsm_exp(a.m - b.m);
         a.r = (a.r + a.c) * f + b.r;
-        a.t = a.t * f + b.t;
+        a.t = a.t * (double)f + b.t;
         a.c = b.c;
         a.m = b.m;
     } else if (b.m == a.m) {
@@ -150,7 +165,7 @@ __device__ __forceinline__ void lsm_merge(lsm_st_<A> &a, const lsm_st_<A> &b) {
     } else {
         const A f = lsm_exp(b.m - a.m);
         a.r += (b.r + b.c) * f;
-        a.t += b.t * f;
+        a.t += b.t * (double)f;
     }
 }
 
@@ -190,7 +205,7 @@ template <typename A, int OP>
 __device__ __forceinline__ lsm_fin_<A> lsm_finish(const lsm_st_<A> &s) {
     lsm_fin_<A> f;
     f.m = s.m;
-    f.q = s.t;
+    f.q = (A)s.t;
     f.sp = !(s.m > -lsm_inf<A>() && s.m < lsm_inf<A>());
     f.inf = f.sp && s.m == lsm_inf<A>() && !(s.r != s.r);
     if (OP == 6 || f.sp) {
@@ -202,7 +217,7 @@ __device__ __forceinline__ lsm_fin_<A> lsm_finish(const lsm_st_<A> &s) {
     f.l = (A)lsm_log_sum(c, r);
     f.rd = (A)(1.0 / (c + r));
     if (OP == 5) {
-        f.q = (A)((double)s.t / (c + r));
+        f.q = (A)(s.t / (c + r));
     }
     return f;
 }
@@ -386,10 +401,10 @@ __global__ void __launch_bounds__(TPR > 128 ? TPR : 128) lsm_rows(LSM_ARGS) {
     s.c = s.r = s.t = 0;
     int flags = 0;
     if (OP == 6) {
-        A g = 0;
+        double g = 0;
 #pragma unroll
         for (int i = 0; i < VPT; i++) {
-            g += vv[i];
+            g += (double)vv[i];
         }
         s.t = lsm_gsum<TPR>(g);
     } else {
@@ -402,7 +417,8 @@ __global__ void __launch_bounds__(TPR > 128 ? TPR : 128) lsm_rows(LSM_ARGS) {
             m = (act && xv[i] > m) ? xv[i] : m;
         }
         m = lsm_gmax<TPR>(m);
-        A c = 0, r = 0, t = 0;
+        A c = 0, r = 0;
+        double t = 0;
 #pragma unroll
         for (int i = 0; i < VPT; i++) {
             const A w = lsm_weighted(OP) ? vv[i] : A(1);
@@ -414,7 +430,7 @@ __global__ void __launch_bounds__(TPR > 128 ? TPR : 128) lsm_rows(LSM_ARGS) {
                     r += w * e;
                 }
                 if (OP == 5) {
-                    t += e * vv[i];
+                    t += (double)(e * vv[i]);
                 }
             }
         }
@@ -499,11 +515,11 @@ __device__ __forceinline__ int lsm_or_cy(int *sf, int f) {
 /* Block (BX, CY): threadIdx.x picks the line (consecutive lines, i.e.
  * consecutive k, side by side), threadIdx.y the thread along it; gridDim.y
  * segments per line of seg elements each (nseg of them: gridDim.y, or 1 for
- * the logsumexp ops' MODE 2). ws: lines x nseg states of 4 values. */
+ * the logsumexp ops' MODE 2). ws: lines x nseg states of 4 doubles. */
 template <typename T, int OP, int BX, int CY, int MODE>
 __global__ void __launch_bounds__(BX *CY)
     lsm_lines(LSM_ARGS, lsm_idx seg, lsm_idx nseg,
-              typename lsm_acc<T>::type *ws) {
+              double *ws) {
     typedef typename lsm_acc<T>::type A;
     __shared__ lsm_st_<A> sm[BX * CY];
     __shared__ int sf[BX * CY];
@@ -527,7 +543,7 @@ __global__ void __launch_bounds__(BX *CY)
         lsm_merge_cy<A, OP, BX, CY>(sm, s);
         if (MODE == 1) {
             if (ty == 0 && live) {
-                A *w = ws + (line * nseg + blockIdx.y) * 4;
+                double *w = ws + (line * nseg + blockIdx.y) * 4;
                 w[0] = sm[tx].m;
                 w[1] = sm[tx].c;
                 w[2] = sm[tx].r;
@@ -543,11 +559,11 @@ __global__ void __launch_bounds__(BX *CY)
         s.c = s.r = s.t = 0;
         if (live) {
             for (lsm_idx b = 0; b < nseg; b++) {
-                const A *w = ws + (line * nseg + b) * 4;
+                const double *w = ws + (line * nseg + b) * 4;
                 lsm_st_<A> p;
-                p.m = w[0];
-                p.c = w[1];
-                p.r = w[2];
+                p.m = (A)w[0];
+                p.c = (A)w[1];
+                p.r = (A)w[2];
                 p.t = w[3];
                 lsm_merge<A, OP>(s, p);
             }

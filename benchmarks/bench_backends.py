@@ -27,8 +27,9 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
-                      "intra_op_parallelism_threads=1")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
 
 import numpy as np  # noqa: E402
 
@@ -65,7 +66,9 @@ def part1(repeat):
             tg = tx.clone().requires_grad_()
             t_gen = _t(lambda: f(tg, axis=-1), repeat)
             t_own_g = _t(lambda: own(tg, -1), repeat)
-            rows.append((op, "torch", "lsm_ext, requires_grad (generic)", t_gen, t_own_g))
+            rows.append(
+                (op, "torch", "lsm_ext, requires_grad (generic)", t_gen, t_own_g)
+            )
         except ImportError:
             pass
         try:
@@ -73,8 +76,12 @@ def part1(repeat):
             import jax.numpy as jnp
 
             jx = jnp.asarray(x)
-            own = jax.jit({"log_softmax": lambda a: jax.nn.log_softmax(a, axis=-1),
-                           "logsumexp": lambda a: jax.nn.logsumexp(a, axis=-1)}[op])
+            own = jax.jit(
+                {
+                    "log_softmax": lambda a: jax.nn.log_softmax(a, axis=-1),
+                    "logsumexp": lambda a: jax.nn.logsumexp(a, axis=-1),
+                }[op]
+            )
             jit_ours = jax.jit(lambda a: f(a, axis=-1))
             t_ours = _t(lambda: f(jx, axis=-1), repeat)
             t_own = _t(lambda: own(jx).block_until_ready(), repeat)
@@ -87,17 +94,28 @@ def part1(repeat):
             import array_api_strict as xps
 
             sx = xps.asarray(x)
-            rows.append((op, "array_api_strict", "lsm_ext (generic)",
-                         _t(lambda: f(sx, axis=-1), repeat), None))
+            rows.append(
+                (
+                    op,
+                    "array_api_strict",
+                    "lsm_ext (generic)",
+                    _t(lambda: f(sx, axis=-1), repeat),
+                    None,
+                )
+            )
         except ImportError:
             pass
     print("(4096, 1024) float32, axis -1, 1 thread; own = the library's function")
-    print(f"{'op':12}{'library':18}{'call':34}{'ms':>8}{'own ms':>8}{'xOwn':>6}{'/numpy':>8}")
+    print(
+        f"{'op':12}{'library':18}{'call':34}{'ms':>8}{'own ms':>8}{'xOwn':>6}{'/numpy':>8}"
+    )
     for op, lib, call, t, own in rows:
         base = next(r[3] for r in rows if r[0] == op and r[1] == "numpy")
-        print(f"{op:12}{lib:18}{call:34}{t:8.2f}"
-              f"{(own if own else float('nan')):8.2f}"
-              f"{(own / t if own else float('nan')):6.2f}{t / base:8.2f}")
+        print(
+            f"{op:12}{lib:18}{call:34}{t:8.2f}"
+            f"{(own if own else float('nan')):8.2f}"
+            f"{(own / t if own else float('nan')):6.2f}{t / base:8.2f}"
+        )
 
 
 def part2(repeat, gb):
@@ -106,14 +124,22 @@ def part2(repeat, gb):
 
     n = 1 << 17
     rows = max(2, int(gb * 2**30 / 8 / n))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                  processes=True, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
-        xd = da.random.default_rng(0).standard_normal(
-            (rows, n), chunks=(max(1, rows // 8), n // 4)).persist()
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cl,
+        distributed.Client(cl) as client,
+    ):
+        xd = (
+            da.random.default_rng(0)
+            .standard_normal((rows, n), chunks=(max(1, rows // 8), n // 4))
+            .persist()
+        )
         distributed.wait(xd)
-        print(f"\ndask: ({rows}, {n}) float64 = {xd.nbytes / 2**30:.2f} GiB, "
-              f"chunks {xd.chunksize}, LocalCluster 2 processes x 1 thread")
+        print(
+            f"\ndask: ({rows}, {n}) float64 = {xd.nbytes / 2**30:.2f} GiB, "
+            f"chunks {xd.chunksize}, LocalCluster 2 processes x 1 thread"
+        )
         x = xd.compute()
         lx.set_num_threads(1)
 
@@ -135,16 +161,19 @@ def part2(repeat, gb):
         out = np.empty_like(x)
         k = max(3, repeat // 3)
         for op, fd, fn in (
-                ("logsumexp", d_lse, lambda: lx.logsumexp(x, axis=1)),
-                ("log_softmax", d_ls, lambda: lx.log_softmax(x, axis=1, out=out))):
+            ("logsumexp", d_lse, lambda: lx.logsumexp(x, axis=1)),
+            ("log_softmax", d_ls, lambda: lx.log_softmax(x, axis=1, out=out)),
+        ):
             if op == "log_softmax":
                 fd()
                 td = statistics.median(fd() for _ in range(k)) * 1e3
             else:
                 td = _t(fd, k)
             tn = _t(fn, k)
-            print(f"{op:12} dask {td:9.1f} ms   numpy (1 process, 1 thread) "
-                  f"{tn:9.1f} ms   numpy/dask {tn / td:5.2f}")
+            print(
+                f"{op:12} dask {td:9.1f} ms   numpy (1 process, 1 thread) "
+                f"{tn:9.1f} ms   numpy/dask {tn / td:5.2f}"
+            )
 
 
 def main():

@@ -15,9 +15,15 @@ import statistics
 
 import numpy as np
 
-SHAPES = [((1_000_000, 8), -1), ((65536, 128), -1), ((4096, 1024), -1),
-          ((4096, 1152), -1), ((512, 32000), -1), ((8, 2_000_000), -1),
-          ((2048, 4096), 0)]
+SHAPES = [
+    ((1_000_000, 8), -1),
+    ((65536, 128), -1),
+    ((4096, 1024), -1),
+    ((4096, 1152), -1),
+    ((512, 32000), -1),
+    ((8, 2_000_000), -1),
+    ((2048, 4096), 0),
+]
 OPS = ["logsumexp", "softmax", "log_softmax", "jvp", "vjp"]
 
 
@@ -40,6 +46,7 @@ def main():
     import cupyx.scipy.special as cps
 
     import lsm_ext as lx
+
     try:
         import torch
     except ImportError:
@@ -48,8 +55,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args()
     print(f"device {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
-    print(f"{'op':12}{'dtype':9}{'shape':18}{'axis':>5}{'us':>10}{'copy us':>10}"
-          f"{'%copy':>7}{'xCuPy':>7}{'xTorch':>7}")
+    print(
+        f"{'op':12}{'dtype':9}{'shape':18}{'axis':>5}{'us':>10}{'copy us':>10}"
+        f"{'%copy':>7}{'xCuPy':>7}{'xTorch':>7}"
+    )
     for dt in (np.float32, np.float16, np.float64):
         for shape, axis in SHAPES:
             rng = cp.random.default_rng(0)
@@ -83,19 +92,23 @@ def main():
                         "softmax": lambda: torch.softmax(tx, dim=axis),
                         "log_softmax": lambda: torch.log_softmax(tx, dim=axis),
                         "jvp": lambda: torch.func.jvp(
-                            lambda a: torch.log_softmax(a, dim=axis), (tx,), (tv,)),
+                            lambda a: torch.log_softmax(a, dim=axis), (tx,), (tv,)
+                        ),
                         "vjp": lambda: torch._log_softmax_backward_data(
-                            tv, ty, axis, ty.dtype),
+                            tv, ty, axis, ty.dtype
+                        ),
                     }[op]
                 t = _time(cp, ours, args.repeat)
                 tc = _time(cp, peer, args.repeat) if peer else None
                 tt = _time(cp, tpeer, args.repeat) if tpeer else None
                 floor = t_copy * (2 if op in ("jvp", "vjp") else 1)
                 pct = 100 * floor / t if op != "logsumexp" else float("nan")
-                print(f"{op:12}{np.dtype(dt).name:9}{str(shape):18}{str(axis):>5}"
-                      f"{t:10.1f}{t_copy:10.1f}{pct:7.0f}"
-                      f"{(tc / t if tc else float('nan')):7.2f}"
-                      f"{(tt / t if tt else float('nan')):7.2f}")
+                print(
+                    f"{op:12}{np.dtype(dt).name:9}{str(shape):18}{str(axis):>5}"
+                    f"{t:10.1f}{t_copy:10.1f}{pct:7.0f}"
+                    f"{(tc / t if tc else float('nan')):7.2f}"
+                    f"{(tt / t if tt else float('nan')):7.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -30,23 +30,29 @@ def main():
         worst = {k: [0.0, 0.0] for k in ("logsumexp", "softmax", "log_softmax")}
         for scale in (1.0, 10.0, 100.0):
             x = (rng.standard_normal((20, 1000)) * scale).astype(dt)
-            for i, row in enumerate(x):
+            for row in x:
                 lse = ref_lse(row)
                 s = max(1.0, float(abs(lse)))
                 ours = (lx.logsumexp(row), lx.softmax(row), lx.log_softmax(row))
                 theirs = (sc.logsumexp(row), sc.softmax(row), sc.log_softmax(row))
                 for k, o, t in zip(worst, ours, theirs):
                     if k == "logsumexp":
-                        err = [abs(float(mpmath.mpf(float(v)) - lse)) / (eps * s)
-                               for v in (o, t)]
+                        err = [
+                            abs(float(mpmath.mpf(float(v)) - lse)) / (eps * s)
+                            for v in (o, t)
+                        ]
                     else:
                         refs = [mpmath.mpf(float(v)) - lse for v in row]
                         if k == "softmax":
                             refs = [mpmath.exp(r) for r in refs]
                         sc_i = [max(1.0, abs(float(v)), float(abs(lse))) for v in row]
-                        err = [max(abs(float(mpmath.mpf(float(a)) - r)) / (eps * q)
-                                   for a, r, q in zip(arr, refs, sc_i))
-                               for arr in (o, t)]
+                        err = [
+                            max(
+                                abs(float(mpmath.mpf(float(a)) - r)) / (eps * q)
+                                for a, r, q in zip(arr, refs, sc_i)
+                            )
+                            for arr in (o, t)
+                        ]
                     worst[k] = [max(worst[k][0], err[0]), max(worst[k][1], err[1])]
         for k, (a, b) in worst.items():
             print(f"{k:12}{np.dtype(dt).name:9}{a:10.2f}{b:10.2f}")

@@ -31,10 +31,20 @@ import numpy as np
 
 from . import _numpy as _np_backend
 
-_OPS = {"logsumexp": 0, "logsumexp_sign": 1, "logsumexp_w": 2, "softmax": 3,
-        "log_softmax": 4, "log_softmax_jvp": 5, "log_softmax_vjp": 6}
-_TYPE = {np.dtype(np.float16): "lsm_half", np.dtype(np.float32): "float",
-         np.dtype(np.float64): "double"}
+_OPS = {
+    "logsumexp": 0,
+    "logsumexp_sign": 1,
+    "logsumexp_w": 2,
+    "softmax": 3,
+    "log_softmax": 4,
+    "log_softmax_jvp": 5,
+    "log_softmax_vjp": 6,
+}
+_TYPE = {
+    np.dtype(np.float16): "lsm_half",
+    np.dtype(np.float32): "float",
+    np.dtype(np.float64): "double",
+}
 _SOURCE = os.path.join(os.path.dirname(__file__), "_cuda", "lsm_kernels.cuh")
 
 # lsm_rows: (TPR, VPT) by line length, and the block size
@@ -91,8 +101,9 @@ def _function(name, device_id):
     """The compiled kernel `name` on device `device_id` (NVRTC, once)."""
     cp = _cp()
     with cp.cuda.Device(device_id):
-        mod = cp.RawModule(code=source(), options=("-std=c++17",),
-                           name_expressions=[name])
+        mod = cp.RawModule(
+            code=source(), options=("-std=c++17",), name_expressions=[name]
+        )
         return mod.get_function(name)
 
 
@@ -144,8 +155,10 @@ def plan(op, dtype, n, inner, lines, sms, lse):
     name = f"lsm_lines<{t},{op},{bx},{cy},"
     if nseg == 1:
         return [(name + "0>", (blocks, 1), (bx, cy), (n, 1))], 1
-    return [(name + "1>", (blocks, nseg), (bx, cy), (seg, nseg)),
-            (name + "2>", (blocks, 1 if lse else nseg), (bx, cy), (seg, nseg))], nseg
+    return [
+        (name + "1>", (blocks, nseg), (bx, cy), (seg, nseg)),
+        (name + "2>", (blocks, 1 if lse else nseg), (bx, cy), (seg, nseg)),
+    ], nseg
 
 
 def _launch(op, x3, v3, y3, z3, lse):
@@ -166,8 +179,19 @@ def _launch(op, x3, v3, y3, z3, lse):
         zs = [_strides(zz, it)[0], np.int64(0), _strides(zz, it)[1]]
     else:
         ys, zs = _strides(y3, it), _strides(zz, it)
-    args = (np.int64(lines), np.int64(n), np.int64(inner), x3,
-            *_strides(x3, it), vv, *_strides(vv, it), y3, *ys, zz, *zs)
+    args = (
+        np.int64(lines),
+        np.int64(n),
+        np.int64(inner),
+        x3,
+        *_strides(x3, it),
+        vv,
+        *_strides(vv, it),
+        y3,
+        *ys,
+        zz,
+        *zs,
+    )
     launches, nseg = plan(op, x3.dtype, n, inner, lines, _sm_count(dev), lse)
     ws = x3
     if nseg > 1:
@@ -215,13 +239,16 @@ def _check_out(out, results, name):
         raise ValueError(f"{name}: out must be a tuple of {len(results)} arrays")
     for o, r in zip(outs, results):
         if not is_cupy_array(o):
-            raise TypeError(f"{name}: out must be a cupy.ndarray, got "
-                            f"{type(o).__name__}")
+            raise TypeError(
+                f"{name}: out must be a cupy.ndarray, got {type(o).__name__}"
+            )
         if o.shape != r.shape:
             raise ValueError(f"{name}: out has shape {o.shape}, expected {r.shape}")
         if not np.can_cast(r.dtype, o.dtype, casting="same_kind"):
-            raise TypeError(f"{name}: cannot cast the result from {r.dtype} "
-                            f"to out's {o.dtype} with casting rule 'same_kind'")
+            raise TypeError(
+                f"{name}: cannot cast the result from {r.dtype} "
+                f"to out's {o.dtype} with casting rule 'same_kind'"
+            )
     for o, r in zip(outs, results):
         cp.copyto(o, r, casting="same_kind")
     return out
@@ -257,8 +284,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
         if return_sign:
             return res, cp.full(rshape, -1, dtype=rdt)
         return res
-    perm, n_outer, dims = _np_backend._plan(shape, a.strides, axes,
-                                            a.flags.c_contiguous)
+    perm, n_outer, dims = _np_backend._plan(
+        shape, a.strides, axes, a.flags.c_contiguous
+    )
     x3 = _view3(a, perm, dims)
     w3 = None if b is None else _view3(b, perm, dims)
     buf = cp.empty((dims[0], dims[2]), dtype=cdt)
@@ -269,7 +297,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
     _launch(op, x3, w3, buf, sbuf, lse=True)
 
     def shaped(r):
-        kept = perm[:n_outer] + perm[n_outer + len(axes):]
+        kept = perm[:n_outer] + perm[n_outer + len(axes) :]
         r = r.reshape(tuple(shape[d] for d in kept))
         order = sorted(range(len(kept)), key=kept.__getitem__)
         if order != list(range(len(kept))):
@@ -302,7 +330,8 @@ def _elementwise(op, name, axis, arrays, n_out, out=None):
         outs = [cp.empty(shape, dtype=rdt) for _ in range(n_out)]
     else:
         perm, _, dims = _np_backend._plan(
-            shape, arrs[0].strides, axes, all(a.flags.c_contiguous for a in arrs))
+            shape, arrs[0].strides, axes, all(a.flags.c_contiguous for a in arrs)
+        )
         ins3 = [_view3(a, perm, dims) for a in arrs]
         outs, outs3 = [], []
         inverse = [0] * len(perm)
@@ -312,8 +341,14 @@ def _elementwise(op, name, axis, arrays, n_out, out=None):
             buf = cp.empty(tuple(shape[d] for d in perm), dtype=cdt)
             outs3.append(buf.reshape(dims))
             outs.append(buf.transpose(inverse))
-        _launch(op, ins3[0], ins3[1] if len(ins3) > 1 else None, outs3[0],
-                outs3[1] if n_out > 1 else None, lse=False)
+        _launch(
+            op,
+            ins3[0],
+            ins3[1] if len(ins3) > 1 else None,
+            outs3[0],
+            outs3[1] if n_out > 1 else None,
+            lse=False,
+        )
     if scalar:
         outs = [o.reshape(()) for o in outs]
     if out is not None:
@@ -346,6 +381,14 @@ def gpu_available():
         return False
 
 
-__all__ = ["kernel_names", "source", "is_cupy_array", "gpu_available",
-           "logsumexp", "softmax", "log_softmax", "log_softmax_jvp",
-           "log_softmax_vjp"]
+__all__ = [
+    "kernel_names",
+    "source",
+    "is_cupy_array",
+    "gpu_available",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+]

@@ -62,16 +62,23 @@ def _tree(parts, merge, axes, dtype):
         one = _one_chunk(parts, axes)
         if not one:
             parts = parts.rechunk({d: _FAN for d in axes})
-        parts = da.map_blocks(merge, parts, axes=axes, dtype=dtype,
-                              chunks=_state_chunks(parts.chunks, axes))
+        parts = da.map_blocks(
+            merge,
+            parts,
+            axes=axes,
+            dtype=dtype,
+            chunks=_state_chunks(parts.chunks, axes),
+        )
         if one:
             return parts
 
 
 # ------------------------------------------------------------- logsumexp
 
-_MLS = {np.dtype(np.float32): np.dtype([("m", "f4"), ("l", "f4"), ("s", "f4")]),
-        np.dtype(np.float64): np.dtype([("m", "f8"), ("l", "f8"), ("s", "f8")])}
+_MLS = {
+    np.dtype(np.float32): np.dtype([("m", "f4"), ("l", "f4"), ("s", "f4")]),
+    np.dtype(np.float64): np.dtype([("m", "f8"), ("l", "f8"), ("s", "f8")]),
+}
 
 
 def _pack_mls(m, l, s):
@@ -87,8 +94,7 @@ def _lse_block(a, b, axes):
     with np.errstate(all="ignore"):
         m = np.max(np.where(b != 0, a, -np.inf), axis=axes, keepdims=True)
         sh = np.where(np.isfinite(m), m, 0)
-        l, s = _numpy.logsumexp(a - sh, axis=axes, b=b, keepdims=True,
-                                return_sign=True)
+        l, s = _numpy.logsumexp(a - sh, axis=axes, b=b, keepdims=True, return_sign=True)
         return _pack_mls(m, l, s)
 
 
@@ -100,8 +106,9 @@ def _lse_merge(p, axes):
         m = np.max(p["m"], axis=axes, keepdims=True)
         sh_b = np.where(np.isfinite(p["m"]), p["m"], 0)
         sh = np.where(np.isfinite(m), m, 0)
-        l, s = _numpy.logsumexp((sh_b - sh) + p["l"], axis=axes, b=p["s"],
-                                keepdims=True, return_sign=True)
+        l, s = _numpy.logsumexp(
+            (sh_b - sh) + p["l"], axis=axes, b=p["s"], keepdims=True, return_sign=True
+        )
         return _pack_mls(m, l, s)
 
 
@@ -120,8 +127,15 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
     if out is not None:
         raise TypeError("logsumexp: out= is supported for NumPy and CuPy arrays")
     bdt = None if b is None else getattr(b, "dtype", None)
-    dt = a.dtype if b is None else (np.result_type(a.dtype, bdt) if bdt is not None
-                                    else np.result_type(a.dtype, b))
+    dt = (
+        a.dtype
+        if b is None
+        else (
+            np.result_type(a.dtype, bdt)
+            if bdt is not None
+            else np.result_type(a.dtype, b)
+        )
+    )
     rdt = _float_dtype(dt, "logsumexp", True)
     cdt = _numpy._compute_dtype(rdt)
     a = a.astype(cdt)
@@ -132,8 +146,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
         # unweighted: every term is positive, so the blocks' logsumexps
         # (our kernel) merged by logsumexp lose nothing (each within an ulp
         # of its own result, as the NumPy path's)
-        parts = da.map_blocks(_numpy.logsumexp, a, axis=axes, keepdims=True,
-                              dtype=cdt, chunks=_state_chunks(a.chunks, axes))
+        parts = da.map_blocks(
+            _numpy.logsumexp,
+            a,
+            axis=axes,
+            keepdims=True,
+            dtype=cdt,
+            chunks=_state_chunks(a.chunks, axes),
+        )
         r = _tree(parts, _lse_merge_plain, axes, cdt)
         return (r if keepdims else r.squeeze(axes)).astype(rdt)
     b = da.ones_like(a) if b is None else da.asarray(b).astype(cdt)
@@ -144,8 +164,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
         res = da.full(rshape, -np.inf, dtype=rdt)
         return (res, da.full(rshape, -1.0, dtype=rdt)) if return_sign else res
     st = _MLS[np.dtype(cdt)]
-    parts = da.map_blocks(_lse_block, a, b, axes=axes, dtype=st,
-                          chunks=_state_chunks(a.chunks, axes))
+    parts = da.map_blocks(
+        _lse_block, a, b, axes=axes, dtype=st, chunks=_state_chunks(a.chunks, axes)
+    )
     mls = _tree(parts, _lse_merge, axes, st)
     r = da.map_blocks(_lse_result, mls, dtype=cdt)
     s = da.where(da.isnan(mls["m"]), np.nan, mls["s"])
@@ -158,8 +179,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
 
 # --------------------------------------------------- softmax-like ops
 
-_ML = {np.dtype(np.float32): np.dtype([("m", "f4"), ("l", "f4")]),
-       np.dtype(np.float64): np.dtype([("m", "f8"), ("l", "f8")])}
+_ML = {
+    np.dtype(np.float32): np.dtype([("m", "f4"), ("l", "f4")]),
+    np.dtype(np.float64): np.dtype([("m", "f8"), ("l", "f8")]),
+}
 
 
 def _pack_ml(m, l):
@@ -180,8 +203,9 @@ def _ml_merge(p, axes):
     with np.errstate(all="ignore"):
         m = np.max(p["m"], axis=axes, keepdims=True)
         fin = np.isfinite(m)
-        l = _numpy.logsumexp((p["m"] - np.where(fin, m, 0)) + p["l"], axis=axes,
-                             keepdims=True)
+        l = _numpy.logsumexp(
+            (p["m"] - np.where(fin, m, 0)) + p["l"], axis=axes, keepdims=True
+        )
         return _pack_ml(m, np.where(fin, l, 0))
 
 
@@ -224,8 +248,12 @@ def _elementwise(op, name, axis, arrays, out):
     x = xs[0]
     axes = _numpy._axes(axis, x.ndim)
     if x.size == 0 or _one_chunk(x, axes):
-        fn = {"softmax": _numpy.softmax, "log_softmax": _numpy.log_softmax,
-              "jvp": _numpy.log_softmax_jvp, "vjp": _numpy.log_softmax_vjp}[op]
+        fn = {
+            "softmax": _numpy.softmax,
+            "log_softmax": _numpy.log_softmax,
+            "jvp": _numpy.log_softmax_jvp,
+            "vjp": _numpy.log_softmax_vjp,
+        }[op]
         if op == "jvp":
             y = da.map_blocks(lambda a, b: fn(a, b, axis=axes)[0], *xs, dtype=x.dtype)
             dy = da.map_blocks(lambda a, b: fn(a, b, axis=axes)[1], *xs, dtype=x.dtype)
@@ -237,8 +265,9 @@ def _elementwise(op, name, axis, arrays, out):
         outs = (g - da.exp(y) * g.sum(axis=axes, keepdims=True),)
     else:
         st = _ML[np.dtype(x.dtype)]
-        parts = da.map_blocks(_ml_block, x, axes=axes, dtype=st,
-                              chunks=_state_chunks(x.chunks, axes))
+        parts = da.map_blocks(
+            _ml_block, x, axes=axes, dtype=st, chunks=_state_chunks(x.chunks, axes)
+        )
         ml = _tree(parts, _ml_merge, axes, st)
         y = da.map_blocks(_log_softmax_block, x, ml, dtype=x.dtype)
         if op == "softmax":  # rows whose max is not finite: nan throughout

@@ -33,12 +33,17 @@ def _backend(*arrays):
         other = True
     if not other:
         return _numpy
-    lib = [type(a).__module__.split(".")[0] for a in arrays
-           if a is not None and not isinstance(a, _SCALARS)]
+    lib = [
+        type(a).__module__.split(".")[0]
+        for a in arrays
+        if a is not None and not isinstance(a, _SCALARS)
+    ]
     if all(m == "dask" for m in lib):
         if any(isinstance(a, np.ndarray) for a in arrays):
-            raise TypeError("cannot mix a numpy.ndarray with a dask array; "
-                            "wrap it with dask.array.from_array first")
+            raise TypeError(
+                "cannot mix a numpy.ndarray with a dask array; "
+                "wrap it with dask.array.from_array first"
+            )
         from . import _dask
 
         return _dask
@@ -58,22 +63,34 @@ def _zero_copy(arrays):
     if mod == "torch":
         import torch
 
-        if not all(isinstance(a, torch.Tensor) and not a.requires_grad
-                   and str(a.dtype)[6:] in floats and not a.is_conj()
-                   and not a.is_neg() for a in arrays):
+        if not all(
+            isinstance(a, torch.Tensor)
+            and not a.requires_grad
+            and str(a.dtype)[6:] in floats
+            and not a.is_conj()
+            and not a.is_neg()
+            for a in arrays
+        ):
             return None
         kinds = {a.device.type for a in arrays}
         if kinds == {"cpu"}:
-            return (lambda t: t.numpy(),
-                    lambda r: torch.from_numpy(np.asarray(r)), _numpy)
+            return (
+                lambda t: t.numpy(),
+                lambda r: torch.from_numpy(np.asarray(r)),
+                _numpy,
+            )
         if kinds == {"cuda"} and len({a.device for a in arrays}) == 1:
             return _via_cupy(torch.from_dlpack)
         return None
     if mod in ("jax", "jaxlib"):
         import jax
 
-        if not all(isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer)
-                   and str(a.dtype) in floats for a in arrays):
+        if not all(
+            isinstance(a, jax.Array)
+            and not isinstance(a, jax.core.Tracer)
+            and str(a.dtype) in floats
+            for a in arrays
+        ):
             return None
         platforms = {d.platform for a in arrays for d in a.devices()}
         if platforms == {"cpu"}:
@@ -113,12 +130,14 @@ def _foreign(name, args, kwargs):
             raise TypeError(
                 f"{name}: cannot mix a numpy.ndarray with "
                 f"{type(arrays[0]).__module__}.{type(arrays[0]).__name__}; "
-                "move the arrays to one library first")
+                "move the arrays to one library first"
+            )
     route = _zero_copy(arrays)
     if route is not None:
         to, back, backend = route
         res = getattr(backend, name)(
-            *[to(a) if any(a is b for b in arrays) else a for a in args], **kwargs)
+            *[to(a) if any(a is b for b in arrays) else a for a in args], **kwargs
+        )
         return tuple(back(r) for r in res) if isinstance(res, tuple) else back(res)
     from . import _generic
 
@@ -137,8 +156,7 @@ __all__ = [
 ]
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
-              out=None):
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, out=None):
     """Compute ``log(sum(b * exp(a)))`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.logsumexp`: same
@@ -193,10 +211,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *,
     """
     be = _backend(a, b)
     if be is None:
-        return _foreign("logsumexp", (a,), dict(axis=axis, b=b, keepdims=keepdims,
-                                               return_sign=return_sign, out=out))
-    return be.logsumexp(a, axis=axis, b=b, keepdims=keepdims, out=out,
-                        return_sign=return_sign)
+        return _foreign(
+            "logsumexp",
+            (a,),
+            dict(axis=axis, b=b, keepdims=keepdims, return_sign=return_sign, out=out),
+        )
+    return be.logsumexp(
+        a, axis=axis, b=b, keepdims=keepdims, out=out, return_sign=return_sign
+    )
 
 
 def softmax(x, axis=None, *, out=None):
@@ -305,7 +327,14 @@ def log_softmax_jvp(x, v, axis=None, *, out=None):
     """
     be = _backend(x, v)
     if be is None:
-        return _foreign("log_softmax_jvp", (x, v,), dict(axis=axis, out=out))
+        return _foreign(
+            "log_softmax_jvp",
+            (
+                x,
+                v,
+            ),
+            dict(axis=axis, out=out),
+        )
     return be.log_softmax_jvp(x, v, axis=axis, out=out)
 
 
@@ -339,5 +368,12 @@ def log_softmax_vjp(y, g, axis=None, *, out=None):
     """
     be = _backend(y, g)
     if be is None:
-        return _foreign("log_softmax_vjp", (y, g,), dict(axis=axis, out=out))
+        return _foreign(
+            "log_softmax_vjp",
+            (
+                y,
+                g,
+            ),
+            dict(axis=axis, out=out),
+        )
     return be.log_softmax_vjp(y, g, axis=axis, out=out)

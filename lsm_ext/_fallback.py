@@ -35,8 +35,9 @@ def logsumexp(a, b, axes, return_sign):
     with np.errstate(all="ignore"):
         if b is not None:
             a = np.where(b == 0, -np.inf, a)
-        direct = np.sum(np.exp(a) if b is None else b * np.exp(a), axis=axes,
-                        keepdims=True)
+        direct = np.sum(
+            np.exp(a) if b is None else b * np.exp(a), axis=axes, keepdims=True
+        )
         amax = _max_real(a, axes)
         shift = np.where(np.isfinite(amax), amax, 0)
         terms = np.exp(a - shift)

@@ -36,8 +36,9 @@ def _float_dtype(xp, dt, name, lse):
     if dt == xp.bool:
         if lse:
             return xp.float64
-        raise TypeError(f"{name} does not support boolean input; convert it to a "
-                        "float dtype")
+        raise TypeError(
+            f"{name} does not support boolean input; convert it to a float dtype"
+        )
     if not xp.isdtype(dt, "integral"):
         raise TypeError(f"{name} does not support arrays of dtype {dt!r}")
     if lse:
@@ -82,8 +83,11 @@ def _special_row(xp, m, finite):
     that the same elementwise formula gives scipy's answers: +inf where m is
     +inf (x - inf: -inf, nan at +inf), nan otherwise (nan everywhere)."""
     inf, nan = float("inf"), float("nan")
-    return xp.where(finite, xp.zeros_like(m),
-                    xp.where(m == inf, xp.full_like(m, inf), xp.full_like(m, nan)))
+    return xp.where(
+        finite,
+        xp.zeros_like(m),
+        xp.where(m == inf, xp.full_like(m, inf), xp.full_like(m, nan)),
+    )
 
 
 def _log_sum(xp, c, r, finite):
@@ -95,15 +99,15 @@ def _log_sum(xp, c, r, finite):
     ts = xp.where(t != 0, xp.abs(t), one)
     near = (c != 0) & (xp.abs(r) <= xp.abs(c))
     q = xp.where(near, r / cs, xp.zeros_like(r))  # in [-1, 1] where taken
-    q = xp.where(q > -1, q, xp.zeros_like(q))      # log1p(-1): the other branch
-    res = xp.where(near & (r / cs > -1), xp.log1p(q) + xp.log(xp.abs(cs)),
-                   xp.log(ts))
+    q = xp.where(q > -1, q, xp.zeros_like(q))  # log1p(-1): the other branch
+    res = xp.where(near & (r / cs > -1), xp.log1p(q) + xp.log(xp.abs(cs)), xp.log(ts))
     return xp.where(t == 0, xp.full_like(res, -float("inf")), res)
 
 
 def logsumexp(xp, a, axis=None, b=None, keepdims=False, return_sign=False):
-    rdt = _float_dtype(xp, a.dtype if b is None else xp.result_type(a, b),
-                       "logsumexp", True)
+    rdt = _float_dtype(
+        xp, a.dtype if b is None else xp.result_type(a, b), "logsumexp", True
+    )
     cdt = _compute(xp, rdt)
     a = xp.astype(a, cdt)
     if a.ndim == 0:
@@ -136,11 +140,13 @@ def logsumexp(xp, a, axis=None, b=None, keepdims=False, return_sign=False):
         # are nan or +inf (nan for +inf - inf), as the C kernels
         zero = xp.asarray(0, dtype=a.dtype)
         odd = (w != 0) & (xp.isnan(a) | (a == inf))
-        s = xp.sum(xp.where(odd, w * xp.where(odd, a, zero), zero), axis=axes,
-                   keepdims=True)
+        s = xp.sum(
+            xp.where(odd, w * xp.where(odd, a, zero), zero), axis=axes, keepdims=True
+        )
         one = xp.ones_like(s)
-        s_log = xp.where(s == 0, xp.full_like(s, -inf),
-                         xp.log(xp.where(s == 0, one, xp.abs(s))))
+        s_log = xp.where(
+            s == 0, xp.full_like(s, -inf), xp.log(xp.where(s == 0, one, xp.abs(s)))
+        )
         res = xp.where(finite, res, s_log)
         sign = xp.where(finite, sign, xp.sign(s))
     if not return_sign:

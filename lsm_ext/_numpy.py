@@ -123,8 +123,11 @@ def _plan(shape, strides, axes, c_contiguous=False):
     if c_contiguous and axes and axes[-1] - axes[0] == len(axes) - 1:
         # consecutive axes of a C-contiguous array: no transpose needed
         a0, a1 = axes[0], axes[-1] + 1
-        return _IDENTITY[ndim], a0, (prod(shape[:a0]), prod(shape[a0:a1]),
-                                     prod(shape[a1:]))
+        return (
+            _IDENTITY[ndim],
+            a0,
+            (prod(shape[:a0]), prod(shape[a0:a1]), prod(shape[a1:])),
+        )
     key = {d: -abs(strides[d]) for d in range(ndim)}
     red = sorted(axes, key=key.__getitem__)
     live = [abs(strides[d]) for d in axes if shape[d] > 1]
@@ -240,8 +243,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
         # the result is reduced (small): computed apart, then copied
         res = logsumexp(a, axis, b, keepdims, return_sign)
         res = res if return_sign else (res,)
-        outs = _check_out(out, [np.result_type(r) for r in res], np.shape(res[0]),
-                          "logsumexp")
+        outs = _check_out(
+            out, [np.result_type(r) for r in res], np.shape(res[0]), "logsumexp"
+        )
         for o, r in zip(outs, res):
             np.copyto(o, r, casting="same_kind")
         return out
@@ -358,11 +362,11 @@ def _check_out(out, dtypes, shape, name):
         raise ValueError(f"{name}: out must be a tuple of {len(dtypes)} arrays")
     for o, dtype in zip(outs, dtypes):
         if not isinstance(o, np.ndarray):
-            raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(o).__name__}")
-        if o.shape != shape:
-            raise ValueError(
-                f"{name}: out has shape {o.shape}, expected {shape}"
+            raise TypeError(
+                f"{name}: out must be a numpy.ndarray, got {type(o).__name__}"
             )
+        if o.shape != shape:
+            raise ValueError(f"{name}: out has shape {o.shape}, expected {shape}")
         if not o.flags.writeable:
             raise ValueError(f"{name}: out is a read-only array")
         if not np.can_cast(dtype, o.dtype, casting="same_kind"):
@@ -377,8 +381,12 @@ def _check_out(out, dtypes, shape, name):
 
 def _same_memory(a, b):
     """a and b are the same elements in the same layout (an in-place call)."""
-    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 def _elementwise(kernel, name, axis, arrays, n_out, out=None):
@@ -394,21 +402,30 @@ def _elementwise(kernel, name, axis, arrays, n_out, out=None):
     if arrs[0].size == 0:
         outs = tuple(np.empty(shape, dtype=rdt) for _ in range(n_out))
     elif cdt is None:
-        outs = getattr(_fallback, name)(*[a.astype(rdt, copy=False) for a in arrs], axes)
+        outs = getattr(_fallback, name)(
+            *[a.astype(rdt, copy=False) for a in arrs], axes
+        )
         if n_out == 1:
             outs = (outs,)
     else:
         xs = [_as_kernel_array(a, cdt) for a in arrs]
-        perm, _, dims = _plan(shape, xs[0].strides, axes,
-                              all(a.flags.c_contiguous for a in xs))
+        perm, _, dims = _plan(
+            shape, xs[0].strides, axes, all(a.flags.c_contiguous for a in xs)
+        )
         if out is not None:
             direct = _out_views(outs_user, xs, perm, dims, cdt, rdt, scalar)
             if direct is not None:
                 # inputs that overlap out other than exactly are copied first
-                xs = [a.copy() if any(np.may_share_memory(a, o)
-                                      and not _same_memory(a, o.reshape(a.shape))
-                                      for o in outs_user) else a
-                      for a in xs]
+                xs = [
+                    a.copy()
+                    if any(
+                        np.may_share_memory(a, o)
+                        and not _same_memory(a, o.reshape(a.shape))
+                        for o in outs_user
+                    )
+                    else a
+                    for a in xs
+                ]
         ins3 = [_view3(a, perm, dims) for a in xs]
         if direct is not None:
             kernel(*ins3, *direct)
@@ -474,8 +491,7 @@ def softmax(x, axis=None, out=None):
         r = _fast(_core.softmax, axis, (x,), 1)
         if r is not None:
             return r[0]
-    return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1,
-                        out)
+    return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1, out)
 
 
 def log_softmax(x, axis=None, out=None):

@@ -63,7 +63,12 @@ FULL_SHAPES = [
     ((4_000_000,), None),
     ((2048, 4096), 0),
 ]
-QUICK_SHAPES = [((100_000, 8), -1), ((512, 1024), -1), ((16, 32000), -1), ((256, 512), 0)]
+QUICK_SHAPES = [
+    ((100_000, 8), -1),
+    ((512, 1024), -1),
+    ((16, 32000), -1),
+    ((256, 512), 0),
+]
 
 
 def _last_level_cache_bytes():
@@ -110,7 +115,7 @@ def _interleaved_times(fns, repeat, evict=None):
     times = [[] for _ in fns]
     for r in range(repeat):
         order = [i for i, f in enumerate(fns) if f is not None]
-        order = order[r % len(order):] + order[:r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for i in order:
             if evict is not None:
                 evict()
@@ -140,8 +145,9 @@ def _np_softmax(x, axis):
 
 
 def _np_jvp(x, v, axis):
-    return _np_log_softmax(x, axis), v - np.sum(_np_softmax(x, axis) * v, axis=axis,
-                                                keepdims=True)
+    return _np_log_softmax(x, axis), v - np.sum(
+        _np_softmax(x, axis) * v, axis=axis, keepdims=True
+    )
 
 
 def _np_vjp(y, g, axis):
@@ -197,8 +203,7 @@ def _torch_cases(x, v, axis):
         "log_softmax": lambda: torch.log_softmax(tx, dim),
         "jvp": jvp,
         # the backward of torch.log_softmax: its fused VJP kernel
-        "vjp": lambda: torch.ops.aten._log_softmax_backward_data(tv, ty, dim,
-                                                                 tx.dtype),
+        "vjp": lambda: torch.ops.aten._log_softmax_backward_data(tv, ty, dim, tx.dtype),
     }
 
 
@@ -211,23 +216,28 @@ def _jax_cases(x, v, axis):
         return {}
     import jax
     import jax.numpy as jnp
+
     xj, vj = jnp.asarray(x), jnp.asarray(v)
     lse = jax.jit(lambda a: jax.nn.logsumexp(a, axis=axis))
     sm = jax.jit(lambda a: jax.nn.softmax(a, axis=axis))
     ls = jax.jit(lambda a: jax.nn.log_softmax(a, axis=axis))
-    jvp = jax.jit(lambda a, t: jax.jvp(lambda b: jax.nn.log_softmax(b, axis=axis),
-                                       (a,), (t,)))
+    jvp = jax.jit(
+        lambda a, t: jax.jvp(lambda b: jax.nn.log_softmax(b, axis=axis), (a,), (t,))
+    )
     # the VJP of log_softmax from its output y, as lsm_ext takes it
-    vjp = jax.jit(lambda y, g: g - jnp.exp(y) * jnp.sum(g, axis=axis,
-                                                        keepdims=True))
+    vjp = jax.jit(lambda y, g: g - jnp.exp(y) * jnp.sum(g, axis=axis, keepdims=True))
     yj = ls(xj)
 
     def run(f, *args):
         return lambda: jax.block_until_ready(f(*args))
 
-    return {"logsumexp": run(lse, xj), "softmax": run(sm, xj),
-            "log_softmax": run(ls, xj), "jvp": run(jvp, xj, vj),
-            "vjp": run(vjp, yj, vj)}
+    return {
+        "logsumexp": run(lse, xj),
+        "softmax": run(sm, xj),
+        "log_softmax": run(ls, xj),
+        "jvp": run(jvp, xj, vj),
+        "vjp": run(vjp, yj, vj),
+    }
 
 
 def _cases(x, v, axis, sp):
@@ -256,32 +266,71 @@ def _cases(x, v, axis, sp):
         return make() if sp is not None else None
 
     rows = [
-        ("logsumexp", lambda: lx.logsumexp(x, axis=axis),
-         lambda: lx.logsumexp(x, axis=axis, out=r1), read1,
-         sp_or_none(lambda: lambda: sp.logsumexp(x, axis=axis)),
-         lambda: _np_logsumexp(x, axis)),
-        ("softmax", lambda: lx.softmax(x, axis=axis),
-         lambda: lx.softmax(x, axis=axis, out=o1), copy1,
-         sp_or_none(lambda: lambda: sp.softmax(x, axis=axis)),
-         lambda: _np_softmax(x, axis)),
-        ("log_softmax", lambda: lx.log_softmax(x, axis=axis),
-         lambda: lx.log_softmax(x, axis=axis, out=o1), copy1,
-         sp_or_none(lambda: lambda: sp.log_softmax(x, axis=axis)),
-         lambda: _np_log_softmax(x, axis)),
-        ("jvp", lambda: lx.log_softmax_jvp(x, v, axis=axis),
-         lambda: lx.log_softmax_jvp(x, v, axis=axis, out=(o1, o2)), copy2,
-         sp_or_none(lambda: lambda: (sp.log_softmax(x, axis=axis),
-                                     v - np.sum(sp.softmax(x, axis=axis) * v,
-                                                axis=axis, keepdims=True))),
-         lambda: _np_jvp(x, v, axis)),
-        ("vjp", lambda: lx.log_softmax_vjp(x, v, axis=axis),
-         lambda: lx.log_softmax_vjp(x, v, axis=axis, out=o1), copy2, None,
-         lambda: _np_vjp(x, v, axis)),
+        (
+            "logsumexp",
+            lambda: lx.logsumexp(x, axis=axis),
+            lambda: lx.logsumexp(x, axis=axis, out=r1),
+            read1,
+            sp_or_none(lambda: lambda: sp.logsumexp(x, axis=axis)),
+            lambda: _np_logsumexp(x, axis),
+        ),
+        (
+            "softmax",
+            lambda: lx.softmax(x, axis=axis),
+            lambda: lx.softmax(x, axis=axis, out=o1),
+            copy1,
+            sp_or_none(lambda: lambda: sp.softmax(x, axis=axis)),
+            lambda: _np_softmax(x, axis),
+        ),
+        (
+            "log_softmax",
+            lambda: lx.log_softmax(x, axis=axis),
+            lambda: lx.log_softmax(x, axis=axis, out=o1),
+            copy1,
+            sp_or_none(lambda: lambda: sp.log_softmax(x, axis=axis)),
+            lambda: _np_log_softmax(x, axis),
+        ),
+        (
+            "jvp",
+            lambda: lx.log_softmax_jvp(x, v, axis=axis),
+            lambda: lx.log_softmax_jvp(x, v, axis=axis, out=(o1, o2)),
+            copy2,
+            sp_or_none(
+                lambda: (
+                    lambda: (
+                        sp.log_softmax(x, axis=axis),
+                        v
+                        - np.sum(
+                            sp.softmax(x, axis=axis) * v, axis=axis, keepdims=True
+                        ),
+                    )
+                )
+            ),
+            lambda: _np_jvp(x, v, axis),
+        ),
+        (
+            "vjp",
+            lambda: lx.log_softmax_vjp(x, v, axis=axis),
+            lambda: lx.log_softmax_vjp(x, v, axis=axis, out=o1),
+            copy2,
+            None,
+            lambda: _np_vjp(x, v, axis),
+        ),
     ]
-    return [dict(name=op, ours=ours, ours_out=out, floor=floor,
-                 exp=exp1 if op == "logsumexp" else None, scipy=scipy,
-                 numpy=numpy, torch=peers.get(op), jax=jpeers.get(op))
-            for op, ours, out, floor, scipy, numpy in rows]
+    return [
+        dict(
+            name=op,
+            ours=ours,
+            ours_out=out,
+            floor=floor,
+            exp=exp1 if op == "logsumexp" else None,
+            scipy=scipy,
+            numpy=numpy,
+            torch=peers.get(op),
+            jax=jpeers.get(op),
+        )
+        for op, ours, out, floor, scipy, numpy in rows
+    ]
 
 
 def _peak_mb(fn):
@@ -291,6 +340,7 @@ def _peak_mb(fn):
         return None
     import gc
     import tracemalloc
+
     gc.collect()
     tracemalloc.start()
     try:
@@ -323,10 +373,12 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
         sp = None
     rng = np.random.default_rng(0)
     evict = _Evict(cache)
-    header = (f"{'op':<12}{'dtype':<8}{'shape':<17}{'axis':<5}{'thr':>3}"
-              f"{'ms':>9}{'out= ms':>9}{'floor':>7}{'exp':>6}{'xSciPy':>7}"
-              f"{'xNumPy':>7}{'xTorch':>7}{'xJAX':>6}{'xBest':>6}{'MB':>7}"
-              f"{'SciPy MB':>9}")
+    header = (
+        f"{'op':<12}{'dtype':<8}{'shape':<17}{'axis':<5}{'thr':>3}"
+        f"{'ms':>9}{'out= ms':>9}{'floor':>7}{'exp':>6}{'xSciPy':>7}"
+        f"{'xNumPy':>7}{'xTorch':>7}{'xJAX':>6}{'xBest':>6}{'MB':>7}"
+        f"{'SciPy MB':>9}"
+    )
     print(header, file=out)
     print("-" * len(header), file=out)
     rows = []
@@ -347,28 +399,52 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
                 for nt in threads:
                     _set_threads(nt)
                     T, TO, F, E, S, N, P, J = _interleaved_times(
-                        [c["ours"], c["ours_out"], c["floor"], c["exp"],
-                         c["scipy"], c["numpy"], c["torch"], c["jax"]],
-                        repeat, evict)
+                        [
+                            c["ours"],
+                            c["ours_out"],
+                            c["floor"],
+                            c["exp"],
+                            c["scipy"],
+                            c["numpy"],
+                            c["torch"],
+                            c["jax"],
+                        ],
+                        repeat,
+                        evict,
+                    )
                     t, to = float(np.median(T)), float(np.median(TO))
                     peers = [p for p in (S, N, P, J) if p is not None]
                     best = np.min(np.vstack(peers), axis=0)
-                    r = dict(op=c["name"], dtype=np.dtype(dt).name, shape=shape,
-                             axis=axis, threads=nt, ms=t * 1e3, out_ms=to * 1e3,
-                             floor=ratio(TO, F), exp=ratio(TO, E) if E is not None
-                             else None, scipy=ratio(S, T), numpy=ratio(N, T),
-                             torch=ratio(P, T), jax=ratio(J, T),
-                             best=ratio(best, T), mb=mem,
-                             scipy_mb=mem_sp)
+                    r = dict(
+                        op=c["name"],
+                        dtype=np.dtype(dt).name,
+                        shape=shape,
+                        axis=axis,
+                        threads=nt,
+                        ms=t * 1e3,
+                        out_ms=to * 1e3,
+                        floor=ratio(TO, F),
+                        exp=ratio(TO, E) if E is not None else None,
+                        scipy=ratio(S, T),
+                        numpy=ratio(N, T),
+                        torch=ratio(P, T),
+                        jax=ratio(J, T),
+                        best=ratio(best, T),
+                        mb=mem,
+                        scipy_mb=mem_sp,
+                    )
                     rows.append(r)
-                    print(f"{r['op']:<12}{r['dtype']:<8}{str(shape):<17}"
-                          f"{str(axis):<5}{nt:>3}{r['ms']:>9.3f}{r['out_ms']:>9.3f}"
-                          f"{fmt(r['floor'], 7, '.2f')}{fmt(r['exp'], 6, '.2f')}"
-                          f"{fmt(r['scipy'], 7, '.1f')}{fmt(r['numpy'], 7, '.1f')}"
-                          f"{fmt(r['torch'], 7, '.1f')}{fmt(r['jax'], 6, '.1f')}"
-                          f"{fmt(r['best'], 6, '.1f')}"
-                          f"{fmt(mem, 7, '.1f')}{fmt(mem_sp, 9, '.1f')}",
-                          file=out, flush=True)
+                    print(
+                        f"{r['op']:<12}{r['dtype']:<8}{str(shape):<17}"
+                        f"{str(axis):<5}{nt:>3}{r['ms']:>9.3f}{r['out_ms']:>9.3f}"
+                        f"{fmt(r['floor'], 7, '.2f')}{fmt(r['exp'], 6, '.2f')}"
+                        f"{fmt(r['scipy'], 7, '.1f')}{fmt(r['numpy'], 7, '.1f')}"
+                        f"{fmt(r['torch'], 7, '.1f')}{fmt(r['jax'], 6, '.1f')}"
+                        f"{fmt(r['best'], 6, '.1f')}"
+                        f"{fmt(mem, 7, '.1f')}{fmt(mem_sp, 9, '.1f')}",
+                        file=out,
+                        flush=True,
+                    )
     _set_threads(0)
     return rows
 
@@ -399,31 +475,52 @@ def small_call_latency(out=sys.stdout):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lsm_ext.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m lsm_ext.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per timing")
-    ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
-                    help="cold (default): every timed call starts with its "
-                         "arrays out of cache; warm: as the call before left them")
-    ap.add_argument("--threads", default=None,
-                    help="comma-separated thread counts to run at (default: 1 "
-                         "with --quick, else 1,2)")
-    ap.add_argument("--shapes", default=None,
-                    help="only the shapes whose text contains this, e.g. 4096")
-    ap.add_argument("--jax", action="store_true",
-                    help="add JAX (CPU, jitted, one thread) as a peer")
+    ap.add_argument(
+        "--cache",
+        choices=("cold", "warm"),
+        default="cold",
+        help="cold (default): every timed call starts with its "
+        "arrays out of cache; warm: as the call before left them",
+    )
+    ap.add_argument(
+        "--threads",
+        default=None,
+        help="comma-separated thread counts to run at (default: 1 "
+        "with --quick, else 1,2)",
+    )
+    ap.add_argument(
+        "--shapes",
+        default=None,
+        help="only the shapes whose text contains this, e.g. 4096",
+    )
+    ap.add_argument(
+        "--jax", action="store_true", help="add JAX (CPU, jitted, one thread) as a peer"
+    )
     args = ap.parse_args(argv)
     if args.jax:  # before JAX starts its thread pool: one thread, float64 on
         import os
-        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
-                                           "intra_op_parallelism_threads=1")
+
+        os.environ.setdefault(
+            "XLA_FLAGS",
+            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        )
         import jax
+
         jax.config.update("jax_enable_x64", True)
-    threads = tuple(int(t) for t in (args.threads or ("1" if args.quick else "1,2"))
-                    .split(","))
-    print(f"lsm_ext {lx.__version__}  numpy {np.__version__}  isa {lx.isa()}  "
-          f"threads {','.join(map(str, threads))}  cache {args.cache}")
+    threads = tuple(
+        int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")
+    )
+    print(
+        f"lsm_ext {lx.__version__}  numpy {np.__version__}  isa {lx.isa()}  "
+        f"threads {','.join(map(str, threads))}  cache {args.cache}"
+    )
     print("self-check:", self_check())
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     if args.shapes:

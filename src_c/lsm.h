@@ -39,10 +39,9 @@ extern "C" {
 /* The kernels, one per op and dtype (T = float: _f32, T = double: _f64). */
 #define LSM_DECLARE(T, SFX, ISA)                                               \
     /* out[o, k] = log(sum_j exp(x[o, j, k])) */                               \
-    int lsm_logsumexp_##SFX##ISA(ptrdiff_t outer, ptrdiff_t n,                 \
-                                 ptrdiff_t inner, const T *x,                  \
-                                 const ptrdiff_t xs[3], T *out,                \
-                                 const ptrdiff_t os[2]);                       \
+    int lsm_logsumexp_##SFX##ISA(                                              \
+        ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner, const T *x,             \
+        const ptrdiff_t xs[3], T *out, const ptrdiff_t os[2]);                 \
     /* out[o, k] = log|sum_j b[o, j, k] exp(x[o, j, k])|; terms with b == 0    \
      * are ignored even where x is inf or nan. sign (may be NULL) receives     \
      * the sign of the sum (+1, -1, 0 or nan); when sign is NULL a negative    \

@@ -83,7 +83,7 @@ LSM_INLINE double lsm_exp_poly_f64(double r) {
 
 /* r = x - k ln 2 with kf = k as a float (Cody-Waite: k * ln2_hi is exact) */
 LSM_INLINE float lsm_exp_reduce_f32(float x, float kf) {
-    float r = x - kf * 0x1.63p-1f; /* ln2_hi: 9 bits */
+    float r = x - kf * 0x1.63p-1f;    /* ln2_hi: 9 bits */
     return r - kf * -0x1.bd0106p-13f; /* ln 2 - ln2_hi */
 }
 
@@ -198,8 +198,7 @@ LSM_INLINE double lsm_expneg_f64(double x) {
     double kf = x * 0x1.71547652b82fep+0 + shifter;
     double scale = lsm_f64_from_bits(lsm_bits_from_f64(kf) << 52);
     kf -= shifter;
-    return (lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale) *
-           0x1p-1000;
+    return (lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale) * 0x1p-1000;
 }
 
 /*
@@ -210,8 +209,8 @@ LSM_INLINE double lsm_expneg_f64(double x) {
  */
 LSM_INLINE double lsm_log_f64(double d) {
     uint64_t bits = lsm_bits_from_f64(d);
-    double f = lsm_f64_from_bits((bits & 0x000fffffffffffffu) |
-                                 0x3ff0000000000000u);
+    double f =
+        lsm_f64_from_bits((bits & 0x000fffffffffffffu) | 0x3ff0000000000000u);
     /* biased exponent as a double, exactly, without int -> float converts */
     double eb = lsm_f64_from_bits(0x4330000000000000u | (bits >> 52)) - 0x1p52;
     int big = f > 0x1.6a09e667f3bcdp+0;

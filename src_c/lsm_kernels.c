@@ -32,8 +32,7 @@
         const int nt_ =                                                        \
             lsm_threads_for_((items_ + unit_ - 1) / unit_, (double)(work));    \
         if (nt_ > 1) {                                                         \
-            LSM_OMP_PARALLEL                                                   \
-            {                                                                  \
+            LSM_OMP_PARALLEL {                                                 \
                 ptrdiff_t lo_, hi_;                                            \
                 lsm_share_(items_, unit_, &lo_, &hi_);                         \
                 __VA_ARGS__;                                                   \

@@ -106,8 +106,8 @@ static T FN(chunk_max_)(const T *restrict x, ptrdiff_t n, T m) {
     return m;
 }
 
-static T FN(chunk_max_w_)(const T *restrict x, const T *restrict w,
-                          ptrdiff_t n, T m) {
+static T FN(chunk_max_w_)(const T *restrict x, const T *restrict w, ptrdiff_t n,
+                          T m) {
 #pragma omp simd reduction(max : m)
     for (ptrdiff_t i = 0; i < n; i++) {
         m = (w[i] != 0 && x[i] > m) ? x[i] : m;
@@ -136,7 +136,7 @@ typedef struct {
 } FN(pending_);
 
 /* p, its pointers moved on by i0 elements (or all NULL when p is NULL). */
-static FN(pending_) FN(pending_at_)(const FN(pending_) *p, ptrdiff_t i0) {
+static FN(pending_) FN(pending_at_)(const FN(pending_) * p, ptrdiff_t i0) {
     FN(pending_) q = {NULL, NULL, NULL, NULL, 0, 0, 0};
     if (p) {
         q = *p;
@@ -159,7 +159,7 @@ static void FN(chunk_log_softmax_)(const T *x, ptrdiff_t n, T m, T lse_m,
 
 /* Write the pending row p's output over its first n elements (p's pointers
  * moved on to where to start). */
-static void FN(pending_out_)(const FN(pending_) *p, ptrdiff_t n) {
+static void FN(pending_out_)(const FN(pending_) * p, ptrdiff_t n) {
     const T *x = p->x, *v = p->v;
     T *y = p->y, *dy = p->dy;
     const T m = p->m, l = p->l, q = p->q;
@@ -181,9 +181,9 @@ static void FN(pending_out_)(const FN(pending_) *p, ptrdiff_t n) {
  * each variant is its own loop, and the sums are the same in all of them.
  * p's y may be its x (each element is read before it is written, at the
  * same index); p's rows never overlap x. */
-static LSM_ALWAYS_INLINE void FN(sumexp_block_)(
-    const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m, STATS *st,
-    const FN(pending_) *p, int below, int has_prev) {
+static LSM_ALWAYS_INLINE void
+FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
+                  STATS *st, const FN(pending_) * p, int below, int has_prev) {
     const T *xp = has_prev ? p->x : NULL;
     T *yp = has_prev ? p->y : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
@@ -221,9 +221,9 @@ static LSM_ALWAYS_INLINE void FN(sumexp_block_)(
 /* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates);
  * below: the chunk's own max is below m. When p is given (not NULL), also
  * writes pending row p's log_softmax over the same n elements. */
-static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m,
-                              int below, STATS *st, const T *pf,
-                              ptrdiff_t pfn, const FN(pending_) *p) {
+static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
+                              STATS *st, const T *pf, ptrdiff_t pfn,
+                              const FN(pending_) * p) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         FN(prefetch_part_)(pf, pfn, j0, j1);
@@ -260,9 +260,10 @@ static void FN(chunk_sumexp_w_)(const T *restrict x, const T *restrict w,
 /* The sums of chunk_sumexp_v_ over [j0, j1), fused with the output of
  * pending row p (a JVP row, v set) over the same elements when has_prev (a
  * constant where it is inlined); as sumexp_block_. */
-static LSM_ALWAYS_INLINE void FN(sumexp_v_block_)(
-    const T *restrict x, const T *restrict v, ptrdiff_t j0, ptrdiff_t j1,
-    T m, STATS *st, const FN(pending_) *p, int has_prev) {
+static LSM_ALWAYS_INLINE void
+FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
+                    ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
+                    int has_prev) {
     const T *xp = has_prev ? p->x : NULL, *vp = has_prev ? p->v : NULL;
     T *yp = has_prev ? p->y : NULL, *dyp = has_prev ? p->dy : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
@@ -290,7 +291,7 @@ static LSM_ALWAYS_INLINE void FN(sumexp_v_block_)(
 static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
                                 ptrdiff_t n, T m, STATS *st, const T *pf,
                                 const T *pfv, ptrdiff_t pfn,
-                                const FN(pending_) *p) {
+                                const FN(pending_) * p) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         FN(prefetch_part_)(pf, pfn, j0, j1);
@@ -363,8 +364,8 @@ static const T *FN(gather_)(const T *p, ptrdiff_t s, ptrdiff_t n,
  * in buf also when contiguous if the output is the same memory (in-place
  * calls, out= x), so that reads never see written values and restrict
  * holds. */
-static const T *FN(load_)(const T *p, ptrdiff_t s, ptrdiff_t n,
-                          T *restrict buf, int aliased) {
+static const T *FN(load_)(const T *p, ptrdiff_t s, ptrdiff_t n, T *restrict buf,
+                          int aliased) {
     if (s == 1 && aliased) {
         memcpy(buf, p, (size_t)n * sizeof(T));
         return buf;
@@ -422,8 +423,7 @@ static const T *FN(next_row_)(const T *p, const ptrdiff_t ps[3],
  * the next row nxt (may be NULL); *pn gets how many elements (a chunk at
  * most). */
 static const T *FN(prefetch_after_)(const T *p, ptrdiff_t s, ptrdiff_t n,
-                                    ptrdiff_t i1, const T *nxt,
-                                    ptrdiff_t *pn) {
+                                    ptrdiff_t i1, const T *nxt, ptrdiff_t *pn) {
     const ptrdiff_t left = i1 < n ? n - i1 : n;
     *pn = left < LSM_CHUNK ? left : LSM_CHUNK;
     return i1 < n ? (s == 1 ? p + i1 : NULL) : nxt;
@@ -441,7 +441,7 @@ static const T *FN(prefetch_after_)(const T *p, ptrdiff_t s, ptrdiff_t n,
 static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
                           const T *v, ptrdiff_t sv, ptrdiff_t n, STATS *st,
                           T *restrict bx, T *restrict bw, const T *nx,
-                          const T *nv, const FN(pending_) *p) {
+                          const T *nv, const FN(pending_) * p) {
     int nan_seen = 0;
     st->m = -T_INF;
     st->c = st->rest = st->tv = 0;
@@ -470,16 +470,16 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
         }
         ptrdiff_t pn;
         const T *px = FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn);
-        const T *pv = v ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn)
-                        : NULL;
+        const T *pv =
+            v ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn) : NULL;
         if (wc) {
             FN(chunk_sumexp_w_)(xc, wc, len, st->m, st);
         } else if (vc) {
-            FN(chunk_sumexp_v_)(xc, vc, len, st->m, st, px, pv, pn,
-                                p ? &pc : NULL);
+            FN(chunk_sumexp_v_)
+            (xc, vc, len, st->m, st, px, pv, pn, p ? &pc : NULL);
         } else {
-            FN(chunk_sumexp_)(xc, len, st->m, cm < st->m, st, px, pn,
-                              p ? &pc : NULL);
+            FN(chunk_sumexp_)
+            (xc, len, st->m, cm < st->m, st, px, pn, p ? &pc : NULL);
         }
     }
     if (st->m == -T_INF) {
@@ -543,8 +543,8 @@ static int FN(row_has_nan_)(const T *x, ptrdiff_t sx, ptrdiff_t n) {
 
 /* log_softmax of a special row: nan where x is +inf or everywhere if the row
  * has a nan or is all -inf; -inf elsewhere (scipy's answers). */
-static void FN(special_log_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n,
-                                     T m, T *y, ptrdiff_t sy) {
+static void FN(special_log_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T m,
+                                     T *y, ptrdiff_t sy) {
     int all_nan = m != T_INF || FN(row_has_nan_)(x, sx, n);
     for (ptrdiff_t i = 0; i < n; i++) {
         T xi = x[i * sx];
@@ -590,10 +590,9 @@ static void FN(stats_merge_)(STATS *acc, const STATS *b) {
  * of a pending row, or NULL). Returns 1 when the block holds +inf (the row
  * is special); a block with no finite entry gives m = -inf, sums 0, or nan
  * when it holds a nan, which the merge carries into the row's sums. */
-static int FN(block_stats_)(const T *x, ptrdiff_t sx, const T *v,
-                            ptrdiff_t sv, ptrdiff_t len, STATS *st,
-                            T *restrict bx, T *restrict bv,
-                            const FN(pending_) *p) {
+static int FN(block_stats_)(const T *x, ptrdiff_t sx, const T *v, ptrdiff_t sv,
+                            ptrdiff_t len, STATS *st, T *restrict bx,
+                            T *restrict bv, const FN(pending_) * p) {
     if (!FN(row_stats_)(x, sx, NULL, 0, v, sv, len, st, bx, bv, NULL, NULL,
                         p)) {
         return 0;
@@ -611,7 +610,7 @@ static int FN(block_stats_)(const T *x, ptrdiff_t sx, const T *v,
 static int FN(row_stats_long_)(const T *x, ptrdiff_t sx, const T *v,
                                ptrdiff_t sv, ptrdiff_t n, STATS *st,
                                T *restrict bx, T *restrict bv,
-                               const FN(pending_) *p) {
+                               const FN(pending_) * p) {
     const ptrdiff_t B = FN(split_len_)(n);
     *st = (STATS){-T_INF, 0, 0, 0};
     for (ptrdiff_t i0 = 0; i0 < n; i0 += B) {
@@ -636,7 +635,7 @@ static int FN(row_stats_long_)(const T *x, ptrdiff_t sx, const T *v,
 static int FN(row_stats_any_)(const T *x, ptrdiff_t sx, const T *v,
                               ptrdiff_t sv, ptrdiff_t n, STATS *st,
                               T *restrict bx, T *restrict bv, const T *nx,
-                              const T *nv, const FN(pending_) *p) {
+                              const T *nv, const FN(pending_) * p) {
     if (n >= LSM_SPLIT_MIN) {
         return FN(row_stats_long_)(x, sx, v, sv, n, st, bx, bv, p);
     }
@@ -688,10 +687,10 @@ typedef struct {
  * first, compared with the running ones once for the U rows (a rise, rare
  * after the first rows, moves the partial sums into the double state and
  * rescales it), then one exp per element. */
-static LSM_ALWAYS_INLINE void FN(strip_rows_)(
-    FN(strip_) *restrict z, const T *r, ptrdiff_t s, const T *q, ptrdiff_t vs,
-    int U, ptrdiff_t kw, double *restrict c, double *restrict rest,
-    double *restrict tv) {
+static LSM_ALWAYS_INLINE void
+FN(strip_rows_)(FN(strip_) *restrict z, const T *r, ptrdiff_t s, const T *q,
+                ptrdiff_t vs, int U, ptrdiff_t kw, double *restrict c,
+                double *restrict rest, double *restrict tv) {
     T cm[LSM_STRIP(T)];
     int grow = 0;
 #pragma omp simd
@@ -757,10 +756,11 @@ static LSM_ALWAYS_INLINE void FN(strip_rows_)(
  * c, rest, tv as in STATS). The first pfn rows of the next chunk (rows
  * [J, J + pfn)) are prefetched on the way: a strip reads a few lines from
  * each of many rows, a pattern the hardware prefetchers follow late. */
-static LSM_ALWAYS_INLINE void FN(cols_strip_)(
-    const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs, ptrdiff_t J,
-    ptrdiff_t pfn, ptrdiff_t kw, T *restrict m, double *restrict c, double *restrict rest,
-    double *restrict tv) {
+static LSM_ALWAYS_INLINE void
+FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
+                ptrdiff_t J, ptrdiff_t pfn, ptrdiff_t kw, T *restrict m,
+                double *restrict c, double *restrict rest,
+                double *restrict tv) {
     enum { U = 4 };
     FN(strip_) z;
 #pragma omp simd
@@ -782,12 +782,14 @@ static LSM_ALWAYS_INLINE void FN(cols_strip_)(
                     FN(prefetch_)(q0 + (J + u) * vs, kw, 0);
                 }
             }
-            FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, U,
-                            kw, c, rest, tv);
+            FN(strip_rows_)
+            (&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, U, kw, c, rest,
+             tv);
         }
         if (j < J) {
-            FN(strip_rows_)(&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs,
-                            (int)(J - j), kw, c, rest, tv);
+            FN(strip_rows_)
+            (&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, (int)(J - j), kw,
+             c, rest, tv);
         }
     }
 #pragma omp simd
@@ -819,13 +821,14 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
         const T *q0 = vbase ? vbase + j0 * vs : NULL;
         ptrdiff_t k0 = 0;
         for (; k0 + SW <= w; k0 += SW) {
-            FN(cols_strip_)(r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn, SW,
-                            m + k0, c + k0, rest + k0, tv + k0);
+            FN(cols_strip_)
+            (r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn, SW, m + k0, c + k0,
+             rest + k0, tv + k0);
         }
         if (k0 < w) {
-            FN(cols_strip_)(r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn,
-                            w - k0,
-                            m + k0, c + k0, rest + k0, tv + k0);
+            FN(cols_strip_)
+            (r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn, w - k0, m + k0,
+             c + k0, rest + k0, tv + k0);
         }
     }
 }
@@ -855,19 +858,17 @@ static ptrdiff_t FN(short_per_block_)(ptrdiff_t n) {
     return R < LSM_CHUNK ? R : LSM_CHUNK;
 }
 
-/* R rows of n elements (R <= short_per_block_(n)) packed back to back: row r of x
- * at x + r * n, likewise v, y, dy; logsumexp results at out[r * os].
- * Loops over a row of a few elements do not vectorise, so the block is
- * transposed into L1 (element j of row r at xt[j * R + r]) and every step
- * runs across rows, one SIMD lane per row: the max, the sums (each row's
- * terms added in order, as a loop over the row would), the log, the output;
- * outputs are transposed back. op: 0 softmax, 1 log_softmax, 2 jvp,
- * 3 logsumexp. */
+/* R rows of n elements (R <= short_per_block_(n)) packed back to back: row r of
+ * x at x + r * n, likewise v, y, dy; logsumexp results at out[r * os]. Loops
+ * over a row of a few elements do not vectorise, so the block is transposed
+ * into L1 (element j of row r at xt[j * R + r]) and every step runs across
+ * rows, one SIMD lane per row: the max, the sums (each row's terms added in
+ * order, as a loop over the row would), the log, the output; outputs are
+ * transposed back. op: 0 softmax, 1 log_softmax, 2 jvp, 3 logsumexp. */
 /* The rows of a short block whose max m[r] is not finite get scipy's IEEE
  * answers (overwriting what the vector loops wrote there). */
 static void FN(short_special_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
-                               const T *m, T *y, T *dy, T *out,
-                               ptrdiff_t os) {
+                               const T *m, T *y, T *dy, T *out, ptrdiff_t os) {
     for (ptrdiff_t r = 0; r < R; r++) {
         if (m[r] > -T_INF && m[r] < T_INF) {
             continue;
@@ -989,9 +990,9 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
  * 1 thread): the JVP 0.9-1.0x the time, log_softmax of float32 rows of 32
  * and 64 0.9x (fewer rows per block, shorter loops across them); the
  * transposed block wins elsewhere (0.5-0.9x). */
-static void FN(short_block_flat_)(ptrdiff_t R, ptrdiff_t n,
-                                  const T *restrict x, const T *restrict v,
-                                  T *restrict y, T *restrict dy) {
+static void FN(short_block_flat_)(ptrdiff_t R, ptrdiff_t n, const T *restrict x,
+                                  const T *restrict v, T *restrict y,
+                                  T *restrict dy) {
     T mb[LSM_CHUNK], tb[LSM_CHUNK], cb[LSM_CHUNK];
     T m[LSM_CHUNK];
     double lsum[LSM_CHUNK];
@@ -1064,7 +1065,6 @@ static void FN(short_block_flat_)(ptrdiff_t R, ptrdiff_t n,
     }
 }
 
-
 /* Whether the rows of an (outer, n, inner) view are short and packed. */
 static int FN(short_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *s) {
     return n <= LSM_SHORT && inner == 1 && s[1] == 1 && s[0] == n;
@@ -1088,8 +1088,8 @@ static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         if (op == 2 || (op == 1 && sizeof(T) == 4 && n > 16)) {
             FN(short_block_flat_)(rb, n, xb, vb, y + e0, dy ? dy + e0 : NULL);
         } else {
-            FN(short_block_)(op, rb, n, xb, y ? y + e0 : NULL,
-                             out ? out + r0 * os : NULL, os);
+            FN(short_block_)
+            (op, rb, n, xb, y ? y + e0 : NULL, out ? out + r0 * os : NULL, os);
         }
     }
 }
@@ -1157,9 +1157,10 @@ static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         FN(cols_finish_)(w, m, c, rest, lm, rd, special);
         T *ob = out + o * os[0] + k0 * os[1];
         for (ptrdiff_t k = 0; k < w; k++) {
-            double r = special[k] ? log(fabs(FN(special_sum_)(base + k, xs[1],
-                                                              NULL, 0, n)))
-                                  : (double)lm[k] + (double)m[k];
+            double r =
+                special[k]
+                    ? log(fabs(FN(special_sum_)(base + k, xs[1], NULL, 0, n)))
+                    : (double)lm[k] + (double)m[k];
             ob[k * os[1]] = (T)r;
         }
     }
@@ -1212,8 +1213,8 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
 }
 
 int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                       const T *x, const ptrdiff_t xs[3], T *out,
-                       const ptrdiff_t os[2]) {
+                        const T *x, const ptrdiff_t xs[3], T *out,
+                        const ptrdiff_t os[2]) {
     CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && os);
     CHECK_ARGS((outer == 0 || inner == 0) || (x && out));
     const ptrdiff_t rows = outer * inner, work = rows * n;
@@ -1261,8 +1262,8 @@ static void FN(lse_weighted_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         const T *wrow = b + o * bs[0] + k * bs[2];
         STATS st;
         double r, sg;
-        if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx,
-                           bw, NULL, NULL, NULL)) {
+        if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx, bw,
+                           NULL, NULL, NULL)) {
             double s = FN(special_sum_)(row, xs[1], wrow, bs[1], n);
             r = log(fabs(s));
             sg = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : s));
@@ -1279,10 +1280,10 @@ static void FN(lse_weighted_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
 }
 
 int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                                const T *x, const ptrdiff_t xs[3], const T *b,
-                                const ptrdiff_t bs[3], T *out,
-                                const ptrdiff_t os[2], T *sign,
-                                const ptrdiff_t ss[2]) {
+                                 const T *x, const ptrdiff_t xs[3], const T *b,
+                                 const ptrdiff_t bs[3], T *out,
+                                 const ptrdiff_t os[2], T *sign,
+                                 const ptrdiff_t ss[2]) {
     CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && xs && bs && os);
     CHECK_ARGS((outer == 0 || inner == 0) || (x && b && out));
     CHECK_ARGS(sign == NULL || ss != NULL);
@@ -1365,13 +1366,12 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
             FN(fill_)(y + s0 * sy, sy, s1 - s0, (T)0);
             continue;
         }
-        const T f = segm[g] == m
-                        ? (T)(1.0 / d)
-                        : (T)(exp((double)segm[g] - (double)m) / d);
+        const T f = segm[g] == m ? (T)(1.0 / d)
+                                 : (T)(exp((double)segm[g] - (double)m) / d);
         for (ptrdiff_t i0 = s0; i0 < s1; i0 += LSM_CHUNK) {
             ptrdiff_t len = s1 - i0 < LSM_CHUNK ? s1 - i0 : LSM_CHUNK;
-            T *yc = sy == 1 ? y + i0
-                            : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
+            T *yc =
+                sy == 1 ? y + i0 : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
 #pragma omp simd
             for (ptrdiff_t i = 0; i < len; i++) {
                 yc[i] = yc[i] * f;
@@ -1397,11 +1397,16 @@ static void FN(row_special_)(int op, const T *xr, ptrdiff_t sx, ptrdiff_t n,
 }
 
 /* A regular row's outputs to write: its max, log-sum and, for the JVP, q. */
-static FN(pending_) FN(row_result_)(const T *xr, const T *vr, T *yr, T *dyr,
-                                    const STATS *st) {
-    FN(pending_) r = {xr, vr, yr, dyr, st->m,
-                      (T)FN(log_sum_)(st->c, st->rest),
-                      (T)(st->tv / (st->c + st->rest))};
+static FN(pending_)
+    FN(row_result_)(const T *xr, const T *vr, T *yr, T *dyr, const STATS *st) {
+    FN(pending_)
+    r = {xr,
+         vr,
+         yr,
+         dyr,
+         st->m,
+         (T)FN(log_sum_)(st->c, st->rest),
+         (T)(st->tv / (st->c + st->rest))};
     return r;
 }
 
@@ -1409,7 +1414,7 @@ static FN(pending_) FN(row_result_)(const T *xr, const T *vr, T *yr, T *dyr,
  * strides sx, sv, sy, sdy: softmax (op 0, rd = 1 / sum), log_softmax (1) or
  * the JVP (2); in place allowed (inputs copied chunk by chunk first). */
 static void FN(row_out_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
-                               const FN(pending_) *r, ptrdiff_t sx,
+                               const FN(pending_) * r, ptrdiff_t sx,
                                ptrdiff_t sv, ptrdiff_t sy, ptrdiff_t sdy,
                                T rd) {
     T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK], bdy[LSM_CHUNK];
@@ -1417,16 +1422,16 @@ static void FN(row_out_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     T *yr = r->y, *dyr = r->dy;
     for (ptrdiff_t i0 = lo; i0 < hi; i0 += LSM_CHUNK) {
         ptrdiff_t len = hi - i0 < LSM_CHUNK ? hi - i0 : LSM_CHUNK;
-        const T *xc = FN(load_)(xr + i0 * sx, sx, len, bx,
-                                xr == yr || xr == dyr);
+        const T *xc =
+            FN(load_)(xr + i0 * sx, sx, len, bx, xr == yr || xr == dyr);
         T *yc = FN(dest_)(yr + i0 * sy, sy, by);
         if (op == 0) {
             FN(chunk_softmax_)(xc, len, r->m, rd, yc);
         } else if (op == 1) {
             FN(chunk_log_softmax_)(xc, len, r->m, r->l, yc);
         } else {
-            const T *vc = FN(load_)(vr + i0 * sv, sv, len, bv,
-                                    vr == yr || vr == dyr);
+            const T *vc =
+                FN(load_)(vr + i0 * sv, sv, len, bv, vr == yr || vr == dyr);
             T *dyc = FN(dest_)(dyr + i0 * sdy, sdy, bdy);
             FN(chunk_jvp_)(xc, vc, len, r->m, r->l, r->q, yc, dyc);
             FN(scatter_)(dyc, len, dyr + i0 * sdy, sdy);
@@ -1454,15 +1459,15 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                const ptrdiff_t ys[3], T *dy,
                                const ptrdiff_t dys[3]) {
     T bx[LSM_CHUNK], bv[LSM_CHUNK], by[LSM_CHUNK];
-    const int pipe = xs[1] == 1 && ys[1] == 1 &&
-                     (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 &&
-                                  dys[1] == 1));
+    const int pipe =
+        xs[1] == 1 && ys[1] == 1 &&
+        (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 && dys[1] == 1));
     if (op == 0 && n < LSM_LONG_ROW) { /* softmax: row_softmax_ */
         for (ptrdiff_t r = lo; r < hi; r++) {
             const ptrdiff_t o = r / inner, k = r % inner;
-            FN(row_softmax_)(x + o * xs[0] + k * xs[2], xs[1], n,
-                             y + o * ys[0] + k * ys[2], ys[1], bx, by,
-                             FN(next_row_)(x, xs, outer, n, inner, o, k));
+            FN(row_softmax_)
+            (x + o * xs[0] + k * xs[2], xs[1], n, y + o * ys[0] + k * ys[2],
+             ys[1], bx, by, FN(next_row_)(x, xs, outer, n, inner, o, k));
         }
         return;
     }
@@ -1490,11 +1495,12 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                 xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
                 FN(next_row_)(x, xs, outer, n, inner, o, k),
                 v ? FN(next_row_)(v, vs, outer, n, inner, o, k) : NULL, w);
-            cur[i] = (FN(pending_)){special ? NULL : xr, vr, yr, dyr, st.m, 0,
-                                    0};
+            cur[i] =
+                (FN(pending_)){special ? NULL : xr, vr, yr, dyr, st.m, 0, 0};
             if (special) {
-                FN(row_special_)(op, xr, xs[1], n, st.m, yr, ys[1], dyr,
-                                 dyr ? dys[1] : 0, bx, by);
+                FN(row_special_)
+                (op, xr, xs[1], n, st.m, yr, ys[1], dyr, dyr ? dys[1] : 0, bx,
+                 by);
             }
             c[i] = special ? 1.0 : st.c; /* a harmless log for the loop */
             rest[i] = special ? 0.0 : st.rest;
@@ -1515,9 +1521,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
             cur[i].q = (T)q[i];
             pend[i] = cur[i];
             if (!pipe && cur[i].x) {
-                FN(row_out_range_)(op, 0, n, &cur[i], xs[1], vs ? vs[1] : 0,
-                                   ys[1], dys ? dys[1] : 0,
-                                   (T)(1.0 / (c[i] + rest[i])));
+                FN(row_out_range_)
+                (op, 0, n, &cur[i], xs[1], vs ? vs[1] : 0, ys[1],
+                 dys ? dys[1] : 0, (T)(1.0 / (c[i] + rest[i])));
             }
         }
         npend = pipe ? cnt : 0;
@@ -1537,8 +1543,8 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
     if (FN(short_rows_)(n, inner, xs) && FN(short_rows_)(n, inner, ys) &&
-        (op != 2 || (FN(short_rows_)(n, inner, vs) &&
-                     FN(short_rows_)(n, inner, dys)))) {
+        (op != 2 ||
+         (FN(short_rows_)(n, inner, vs) && FN(short_rows_)(n, inner, dys)))) {
         FN(short_rows_run_)(op, outer, n, x, v, y, dy, NULL, 0);
         return LSM_OK;
     }
@@ -1556,8 +1562,9 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
             T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
             STATS st;
             if (FN(row_stats_split_)(xr, xs[1], vr, vr ? vs[1] : 0, n, &st)) {
-                FN(row_special_)(op, xr, xs[1], n, st.m, yr, ys[1], dyr,
-                                 dyr ? dys[1] : 0, bx, by);
+                FN(row_special_)
+                (op, xr, xs[1], n, st.m, yr, ys[1], dyr, dyr ? dys[1] : 0, bx,
+                 by);
                 continue;
             }
             const FN(pending_) row = FN(row_result_)(xr, vr, yr, dyr, &st);
@@ -1577,8 +1584,8 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
 
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
  * stride 1 along inner). */
-static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
-                               ptrdiff_t n, ptrdiff_t inner, const T *x,
+static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
+                               ptrdiff_t inner, const T *x,
                                const ptrdiff_t xs[3], const T *v,
                                const ptrdiff_t vs[3], T *y,
                                const ptrdiff_t ys[3], T *dy,
@@ -1595,8 +1602,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
         T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-        FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest,
-                        tv);
+        FN(cols_stats_)(xb, xs[1], vb, v ? vs[1] : 0, n, w, m, c, rest, tv);
         FN(cols_finish_)(w, m, c, rest, lm, rd, special);
         for (ptrdiff_t k = 0; k < w; k++) {
             if (!special[k]) {
@@ -1694,22 +1700,23 @@ static int FN(elementwise_)(int op, ptrdiff_t outer, ptrdiff_t n,
 }
 
 int API(lsm_softmax_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner, const T *x,
-                     const ptrdiff_t xs[3], T *y, const ptrdiff_t ys[3]) {
+                      const ptrdiff_t xs[3], T *y, const ptrdiff_t ys[3]) {
     return FN(elementwise_)(0, outer, n, inner, x, xs, NULL, NULL, y, ys, NULL,
                             NULL);
 }
 
 int API(lsm_log_softmax_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                         const T *x, const ptrdiff_t xs[3], T *y,
-                         const ptrdiff_t ys[3]) {
+                          const T *x, const ptrdiff_t xs[3], T *y,
+                          const ptrdiff_t ys[3]) {
     return FN(elementwise_)(1, outer, n, inner, x, xs, NULL, NULL, y, ys, NULL,
                             NULL);
 }
 
 int API(lsm_log_softmax_jvp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                             const T *x, const ptrdiff_t xs[3], const T *v,
-                             const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
-                             T *dy, const ptrdiff_t dys[3]) {
+                              const T *x, const ptrdiff_t xs[3], const T *v,
+                              const ptrdiff_t vs[3], T *y,
+                              const ptrdiff_t ys[3], T *dy,
+                              const ptrdiff_t dys[3]) {
     return FN(elementwise_)(2, outer, n, inner, x, xs, v, vs, y, ys, dy, dys);
 }
 
@@ -1754,10 +1761,10 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
             sT[k] = (T)s[k];
         }
         for (ptrdiff_t j = 0; j < n; j++) {
-            const T *restrict yr = FN(load_)(yb + j * ys[1], 1, w, by,
-                                             yb == db);
-            const T *restrict gr = FN(load_)(gb + j * gs[1], 1, w, bg,
-                                             gb == db);
+            const T *restrict yr =
+                FN(load_)(yb + j * ys[1], 1, w, by, yb == db);
+            const T *restrict gr =
+                FN(load_)(gb + j * gs[1], 1, w, bg, gb == db);
             T *restrict dr = db + j * dxs[1];
 #pragma omp simd
             for (ptrdiff_t k = 0; k < w; k++) {
@@ -1787,10 +1794,8 @@ static void FN(vjp_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         }
         for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
             ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-            const T *yc = FN(load_)(yr + i0 * ys[1], ys[1], len, by,
-                                    yr == dr);
-            const T *gc = FN(load_)(gr + i0 * gs[1], gs[1], len, bg,
-                                    gr == dr);
+            const T *yc = FN(load_)(yr + i0 * ys[1], ys[1], len, by, yr == dr);
+            const T *gc = FN(load_)(gr + i0 * gs[1], gs[1], len, bg, gr == dr);
             T *dc = FN(dest_)(dr + i0 * dxs[1], dxs[1], bd);
             FN(chunk_vjp_)(yc, gc, len, (T)s, dc);
             FN(scatter_)(dc, len, dr + i0 * dxs[1], dxs[1]);
@@ -1799,9 +1804,9 @@ static void FN(vjp_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
 }
 
 int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                             const T *y, const ptrdiff_t ys[3], const T *g,
-                             const ptrdiff_t gs[3], T *dx,
-                             const ptrdiff_t dxs[3]) {
+                              const T *y, const ptrdiff_t ys[3], const T *g,
+                              const ptrdiff_t gs[3], T *dx,
+                              const ptrdiff_t dxs[3]) {
     CHECK_ARGS(outer >= 0 && n >= 0 && inner >= 0 && ys && gs && dxs);
     if (outer == 0 || n == 0 || inner == 0) {
         return LSM_OK;
@@ -1809,9 +1814,9 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(y && g && dx);
     const ptrdiff_t work = 2 * outer * inner * n;
     if (gs[1] != 1 && inner > 1 && ys[2] == 1 && gs[2] == 1 && dxs[2] == 1) {
-        LSM_SHARED(FN(col_blocks_)(outer, n, inner), 1, work,
-                   FN(vjp_cols_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx,
-                                       dxs));
+        LSM_SHARED(
+            FN(col_blocks_)(outer, n, inner), 1, work,
+            FN(vjp_cols_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx, dxs));
         return LSM_OK;
     }
     LSM_SHARED(outer * inner, 1, work,
@@ -1819,8 +1824,8 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return LSM_OK;
 }
 
-static void FN(exp_range_)(ptrdiff_t lo, ptrdiff_t hi, const T *x,
-                           ptrdiff_t xs, T *y, ptrdiff_t ys) {
+static void FN(exp_range_)(ptrdiff_t lo, ptrdiff_t hi, const T *x, ptrdiff_t xs,
+                           T *y, ptrdiff_t ys) {
     if (xs == 1 && ys == 1) {
 #pragma omp simd
         for (ptrdiff_t i = lo; i < hi; i++) {

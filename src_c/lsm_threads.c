@@ -8,8 +8,8 @@
  * Built without OpenMP, every call runs on the calling thread; so does every
  * call in a child process created by fork() (see lsm_mark_forked).
  */
-#include "lsm.h"
 #include "lsm_threads.h"
+#include "lsm.h"
 
 #if !defined(__STDC_NO_ATOMICS__)
 #include <stdatomic.h>
@@ -30,7 +30,7 @@ static volatile int lsm_nthreads = 0;
  * enters a parallel region after its parent used the pool hangs. So a
  * child (multiprocessing's "fork" start method, say) runs every call on
  * its calling thread: pthread_atfork marks it at the fork. */
-#if defined(_OPENMP) && defined(__unix__) && \
+#if defined(_OPENMP) && defined(__unix__) &&                                   \
     (defined(__GNUC__) || defined(__clang__))
 #include <pthread.h>
 static volatile int lsm_forked = 0;
@@ -74,8 +74,7 @@ int lsm_threads_for_(ptrdiff_t items, double work) {
 #endif
 }
 
-void lsm_share_(ptrdiff_t items, ptrdiff_t unit, ptrdiff_t *lo,
-                ptrdiff_t *hi) {
+void lsm_share_(ptrdiff_t items, ptrdiff_t unit, ptrdiff_t *lo, ptrdiff_t *hi) {
 #ifdef _OPENMP
     const ptrdiff_t t = omp_get_thread_num(), nt = omp_get_num_threads();
 #else

@@ -19,7 +19,6 @@ int lsm_threads_for_(ptrdiff_t items, double work);
 /* Inside a parallel region: this thread's share [*lo, *hi) of `items`
  * items, cut at multiples of `unit` (whole units per thread, contiguous,
  * in thread order). Outside one (or without OpenMP): all of them. */
-void lsm_share_(ptrdiff_t items, ptrdiff_t unit, ptrdiff_t *lo,
-                ptrdiff_t *hi);
+void lsm_share_(ptrdiff_t items, ptrdiff_t unit, ptrdiff_t *lo, ptrdiff_t *hi);
 
 #endif /* LSM_THREADS_H */

@@ -224,8 +224,9 @@ def vjp_ref(y, g, axis=None, method=None):
         with mpmath.workdps(MP_DPS):
             gs = [mpmath.mpf(float(b)) for b in gg]
             s = mpmath.fsum(gs)
-            out[i] = [float(b - mpmath.exp(mpmath.mpf(float(a))) * s)
-                      for a, b in zip(yy, gs)]
+            out[i] = [
+                float(b - mpmath.exp(mpmath.mpf(float(a))) * s) for a, b in zip(yy, gs)
+            ]
     return back(out)
 
 

@@ -200,8 +200,7 @@ def log_softmax_err(got, x, axis, lse_ref, y_ref):
     must be exactly -inf (else the error is inf)."""
     eps = eps_of(np.asarray(x).dtype)
     got = np.asarray(got, dtype=np.float64)
-    scale = np.maximum(1.0, np.maximum(_finite_abs(x),
-                                       np.abs(_keep(lse_ref, x, axis))))
+    scale = np.maximum(1.0, np.maximum(_finite_abs(x), np.abs(_keep(lse_ref, x, axis))))
     with np.errstate(invalid="ignore"):
         err = np.abs(got - y_ref) / (eps * scale)
     err = np.where(np.isneginf(y_ref) & (got == y_ref), 0.0, err)
@@ -235,8 +234,9 @@ def op_err(op, x, axis, lse, y, p, out=None):
     if out is None:
         out = getattr(lx, op)(x, axis=axis)
         assert np.asarray(out).dtype == np.asarray(x).dtype
-        expect = (R.reduced_shape(np.shape(x), axis) if op == "logsumexp"
-                  else np.shape(x))
+        expect = (
+            R.reduced_shape(np.shape(x), axis) if op == "logsumexp" else np.shape(x)
+        )
         assert np.shape(out) == expect
     if op == "logsumexp":
         return lse_err(out, x, axis, lse)
@@ -372,8 +372,13 @@ def test_long_float32_row_elementwise(kind, op):
 
 
 # Hypothesis: searches for adversarial small inputs (deterministic).
-_hyp = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+_hyp = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _hyp_arrays(dtype, lo, hi):
@@ -389,9 +394,10 @@ def _hyp_arrays(dtype, lo, hi):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_bounds_hypothesis(dtype, op):
     @_hyp
-    @given(x=st.one_of(_hyp_arrays(dtype, -50.0, 50.0),
-                       _hyp_arrays(dtype, -1e4, 1e4)),
-           axis=st.sampled_from([-1, 0, None]))
+    @given(
+        x=st.one_of(_hyp_arrays(dtype, -50.0, 50.0), _hyp_arrays(dtype, -1e4, 1e4)),
+        axis=st.sampled_from([-1, 0, None]),
+    )
     def run(x, axis):
         lse, y, p = R.stats_ref(x, axis)
         check(op, x, axis, lse, y, p)
@@ -581,8 +587,9 @@ def test_jvp_finite_differences(case):
     x, v, _ = _jvp_inputs(np.float64, shape, 22)
     _, dy = lx.log_softmax_jvp(x, v, axis=axis)
     h = 1e-6
-    fd = (lx.log_softmax(x + h * v, axis=axis)
-          - lx.log_softmax(x - h * v, axis=axis)) / (2 * h)
+    fd = (
+        lx.log_softmax(x + h * v, axis=axis) - lx.log_softmax(x - h * v, axis=axis)
+    ) / (2 * h)
     rel = np.abs(dy - fd) / np.maximum(1.0, np.abs(dy))
     _record("jvp dy vs finite differences (rel)", rel.max())
     assert rel.max() <= 1e-7
@@ -645,8 +652,15 @@ def test_exp_float32():
     rand = bits.view(f32)
     rand = rand[np.isfinite(rand) & (rand > -104) & (rand < 89)]
     edges = []
-    for c in [88.72283935546875, -87.33654022216797, -103.27892303466797,
-              -103.97207641601562, 0.0, 0.34657359, -0.34657359]:
+    for c in [
+        88.72283935546875,
+        -87.33654022216797,
+        -103.27892303466797,
+        -103.97207641601562,
+        0.0,
+        0.34657359,
+        -0.34657359,
+    ]:
         c = f32(c)
         edges.append(c + np.arange(-300, 301, dtype=f32) * np.spacing(c))
     x = np.concatenate([grid, rand, np.concatenate(edges).astype(f32)])
@@ -659,8 +673,9 @@ def test_exp_float32():
     e_norm, e_sub = float(err[normal].max()), float(err[sub].max())
     _record("exp float32 normal (ulp)", e_norm)
     _record("exp float32 subnormal (units of 2**-149)", e_sub)
-    print(f"exp float32: max {e_norm:.3f} ulp (normal), "
-          f"{e_sub:.3f} * 2**-149 (subnormal)")
+    print(
+        f"exp float32: max {e_norm:.3f} ulp (normal), {e_sub:.3f} * 2**-149 (subnormal)"
+    )
     assert e_norm <= 2.0
     assert e_sub <= 1.0
     assert np.all(np.isinf(got[ref >= 2.0**128]))
@@ -671,15 +686,17 @@ def test_exp_float64_mpmath():
     """Against mpmath on 20,000 points over [-745.2, 709.8] plus the overflow
     and underflow edges (where results are subnormal or round to 0 / inf)."""
     rng = np.random.default_rng(32)
-    x = np.concatenate([
-        np.linspace(-745.2, 709.8, 12_001),
-        rng.uniform(-745.2, 709.8, 6_000),
-        rng.uniform(-1.0, 1.0, 1_000),
-        709.782712893384 + np.arange(-20, 21) * np.spacing(709.78),
-        -708.3964185322641 + np.arange(-20, 21) * np.spacing(708.39),
-        -745.1332191019411 + np.arange(-20, 21) * np.spacing(745.13),
-        -744.4400719213812 + np.arange(-20, 21) * np.spacing(744.44),
-    ])
+    x = np.concatenate(
+        [
+            np.linspace(-745.2, 709.8, 12_001),
+            rng.uniform(-745.2, 709.8, 6_000),
+            rng.uniform(-1.0, 1.0, 1_000),
+            709.782712893384 + np.arange(-20, 21) * np.spacing(709.78),
+            -708.3964185322641 + np.arange(-20, 21) * np.spacing(708.39),
+            -745.1332191019411 + np.arange(-20, 21) * np.spacing(745.13),
+            -744.4400719213812 + np.arange(-20, 21) * np.spacing(744.44),
+        ]
+    )
     got = _lsm_exp(x)
     err, ref = R.exp_ulp_error_mp(x, got)
     tiny = tiny_of(np.float64)
@@ -687,12 +704,15 @@ def test_exp_float64_mpmath():
     e_norm, e_sub = float(err[normal].max()), float(err[~normal].max())
     _record("exp float64 normal (ulp, mpmath)", e_norm)
     _record("exp float64 subnormal/inf (units of 2**-1074, mpmath)", e_sub)
-    print(f"exp float64 (mpmath): max {e_norm:.3f} ulp (normal), "
-          f"{e_sub:.3f} * 2**-1074 (subnormal)")
+    print(
+        f"exp float64 (mpmath): max {e_norm:.3f} ulp (normal), "
+        f"{e_sub:.3f} * 2**-1074 (subnormal)"
+    )
     assert e_norm <= 2.0
     assert e_sub <= 1.0
-    assert got[x == 709.782712893384].item() == pytest.approx(1.7976931348622732e308,
-                                                              rel=5e-16)
+    assert got[x == 709.782712893384].item() == pytest.approx(
+        1.7976931348622732e308, rel=5e-16
+    )
 
 
 @pytest.mark.skipif(not R.LONGDOUBLE_OK, reason="long double is not extended")
@@ -700,16 +720,20 @@ def test_exp_float64_dense_longdouble():
     """2,000,000 points of [-745.2, 709.8] against the long double exp (11
     extra bits: the reference error is < 2**-10 ulp)."""
     rng = np.random.default_rng(33)
-    x = np.concatenate([np.linspace(-745.2, 709.8, 1_500_001),
-                        rng.uniform(-0.5, 0.5, 500_000)])
+    x = np.concatenate(
+        [np.linspace(-745.2, 709.8, 1_500_001), rng.uniform(-0.5, 0.5, 500_000)]
+    )
     got = _lsm_exp(x)
     err, ref = R.exp_ulp_error_ld(x, got)
     normal = (ref >= np.longdouble(tiny_of(np.float64))) & (
-        ref <= np.longdouble(np.finfo(np.float64).max))
+        ref <= np.longdouble(np.finfo(np.float64).max)
+    )
     e_norm, e_sub = float(err[normal].max()), float(err[~normal].max())
     _record("exp float64 normal (ulp, long double)", e_norm)
-    print(f"exp float64 (long double): max {e_norm:.3f} ulp (normal), "
-          f"{e_sub:.3f} * 2**-1074 (subnormal/overflow)")
+    print(
+        f"exp float64 (long double): max {e_norm:.3f} ulp (normal), "
+        f"{e_sub:.3f} * 2**-1074 (subnormal/overflow)"
+    )
     assert e_norm <= 2.0
     assert e_sub <= 1.0
 
@@ -718,8 +742,20 @@ def test_exp_float64_dense_longdouble():
 @pytest.mark.parametrize("strided", [False, True], ids=["contig", "strided"])
 def test_exp_special_values(dtype, strided):
     fmax = np.finfo(dtype).max
-    vals = [-np.inf, np.inf, np.nan, -fmax, fmax, 0.0, -0.0,
-            -1e4, 1e4, -2000.0, 2000.0, np.finfo(dtype).tiny]
+    vals = [
+        -np.inf,
+        np.inf,
+        np.nan,
+        -fmax,
+        fmax,
+        0.0,
+        -0.0,
+        -1e4,
+        1e4,
+        -2000.0,
+        2000.0,
+        np.finfo(dtype).tiny,
+    ]
     x = np.array(vals * 5, dtype=dtype)  # long enough for the SIMD body
     if strided:
         x = np.repeat(x, 2)[::2]
@@ -802,7 +838,10 @@ def _run_isa(level):
     here = os.path.dirname(os.path.abspath(__file__))
     proc = subprocess.run(
         [sys.executable, "-c", _ISA_SCRIPT, here],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         cwd=here,  # not the source tree: its lsm_ext/ has no built _core
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -845,21 +884,30 @@ def test_isa_level_softmax(level):
     """softmax meets its bound at every ISA level, also with small terms
     next to the max."""
     res = _isa_result(level)
-    for key in ("softmax float32", "softmax float64",
-                "softmax float32 small terms next to max",
-                "softmax float64 small terms next to max"):
+    for key in (
+        "softmax float32",
+        "softmax float64",
+        "softmax float32 small terms next to max",
+        "softmax float64 small terms next to max",
+    ):
         _record(f"isa {level}: {key}", res[key])
-    for key in ("softmax float32", "softmax float64",
-                "softmax float32 small terms next to max",
-                "softmax float64 small terms next to max"):
+    for key in (
+        "softmax float32",
+        "softmax float64",
+        "softmax float32 small terms next to max",
+        "softmax float64 small terms next to max",
+    ):
         assert res[key] <= K, (level, key, res[key])
 
 
-@pytest.mark.parametrize("level", [
-    "baseline",
-    "avx2",
-    "avx512",
-])
+@pytest.mark.parametrize(
+    "level",
+    [
+        "baseline",
+        "avx2",
+        "avx512",
+    ],
+)
 def test_isa_level_row_sums(level):
     """Row sums of [0] + [log(0.1)] * 4095 at every ISA level (the SIMD lane
     count sets how many sequential adds each partial sum takes)."""
@@ -875,8 +923,10 @@ def test_isa_level_row_sums(level):
 def test_zz_report_measured(capsys, request):
     """With -v (or LSM_EXT_ACCURACY_REPORT=1) prints the largest errors the
     tests above measured; always passes."""
-    if not (request.config.getoption("verbose") > 0
-            or os.environ.get("LSM_EXT_ACCURACY_REPORT")):
+    if not (
+        request.config.getoption("verbose") > 0
+        or os.environ.get("LSM_EXT_ACCURACY_REPORT")
+    ):
         return
     with capsys.disabled():
         print("\nlargest errors measured (units: eps*scale unless noted):")
@@ -905,7 +955,8 @@ def test_vjp_along_axis0_sums_g_accurately(dtype):
     units = np.abs(got - ref) / (eps * (np.abs(g64) + e * np.abs(g64).sum(0)))
     assert units.max() <= 1.0, units.max()
     # and no worse than the same data along the last axis
-    got_t = lx.log_softmax_vjp(np.ascontiguousarray(y.T), np.ascontiguousarray(g.T),
-                               axis=1).T.astype(np.float64)
+    got_t = lx.log_softmax_vjp(
+        np.ascontiguousarray(y.T), np.ascontiguousarray(g.T), axis=1
+    ).T.astype(np.float64)
     units_t = np.abs(got_t - ref) / (eps * (np.abs(g64) + e * np.abs(g64).sum(0)))
     assert units.max() <= 2 * max(units_t.max(), 0.05), (units.max(), units_t.max())

@@ -45,8 +45,11 @@ def _backend(name):
         return xps.asarray, np.asarray, type(xps.asarray(1.0))
     if name == "torch":
         torch = _need("torch")
-        return (lambda a: torch.from_numpy(np.array(a)), lambda t: t.detach().numpy(),
-                torch.Tensor)
+        return (
+            lambda a: torch.from_numpy(np.array(a)),
+            lambda t: t.detach().numpy(),
+            torch.Tensor,
+        )
     if name == "jax":
         jax = _need("jax")
         jax.config.update("jax_enable_x64", True)
@@ -57,8 +60,11 @@ def _backend(name):
         _need("dask.array")
         import dask.array as da
 
-        return (lambda a: da.from_array(np.asarray(a), chunks=2),
-                lambda d: np.asarray(d.compute()), da.Array)
+        return (
+            lambda a: da.from_array(np.asarray(a), chunks=2),
+            lambda d: np.asarray(d.compute()),
+            da.Array,
+        )
     if name == "cupy":
         try:
             import cupy
@@ -72,8 +78,15 @@ def _backend(name):
     raise AssertionError(name)
 
 
-BACKENDS = ["numpy", "numpy-readonly", "array_api_strict", "torch", "jax", "dask",
-            "cupy"]
+BACKENDS = [
+    "numpy",
+    "numpy-readonly",
+    "array_api_strict",
+    "torch",
+    "jax",
+    "dask",
+    "cupy",
+]
 EPS = {np.dtype(np.float32): 2.0**-23, np.dtype(np.float64): 2.0**-52}
 
 
@@ -107,8 +120,10 @@ def _compare(got, want, back, kind, dtype, scale):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape,axis", [((6, 9), -1), ((6, 9), 0), ((3, 4, 5), (0, 2)),
-                                         ((7,), None), ((2, 1000), 1)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [((6, 9), -1), ((6, 9), 0), ((3, 4, 5), (0, 2)), ((7,), None), ((2, 1000), 1)],
+)
 def test_every_op_matches_numpy(backend, dtype, shape, axis):
     to, back, kind = _backend(backend)
     rng = np.random.default_rng(len(shape) + shape[0])
@@ -124,8 +139,15 @@ def test_every_op_matches_numpy(backend, dtype, shape, axis):
 def test_special_values_and_accuracy(backend):
     to, back, kind = _backend(backend)
     inf, nan = np.inf, np.nan
-    x = np.array([[0.0, -inf, inf], [nan, 0.0, 1.0], [-inf, -inf, -inf],
-                  [0.0, -40.0, -1000.0], [inf, inf, 1.0]])
+    x = np.array(
+        [
+            [0.0, -inf, inf],
+            [nan, 0.0, 1.0],
+            [-inf, -inf, -inf],
+            [0.0, -40.0, -1000.0],
+            [inf, inf, 1.0],
+        ]
+    )
     v = np.ones_like(x)
     for name, f in _ops(to(x), to(v), 1).items():
         _compare(f(), _ops(x, v, 1)[name](), back, kind, np.float64, 1.0)
@@ -134,8 +156,9 @@ def test_special_values_and_accuracy(backend):
     assert y[0] == pytest.approx(-4.248354255291589e-18, rel=1e-12)
 
 
-@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax", "dask",
-                                     "cupy"])
+@pytest.mark.parametrize(
+    "backend", ["array_api_strict", "torch", "jax", "dask", "cupy"]
+)
 def test_dtypes_and_errors(backend):
     to, back, kind = _backend(backend)
     xi = to(np.arange(6, dtype=np.int64).reshape(2, 3))
@@ -179,13 +202,17 @@ def test_jax_jit_and_grad():
 
     x = jnp.asarray(np.random.default_rng(6).standard_normal((3, 8)))
     f = jax.jit(lambda a: lx.log_softmax(a, axis=1))
-    np.testing.assert_allclose(np.asarray(f(x)), lx.log_softmax(np.asarray(x), axis=1),
-                               rtol=0, atol=1e-14)
+    np.testing.assert_allclose(
+        np.asarray(f(x)), lx.log_softmax(np.asarray(x), axis=1), rtol=0, atol=1e-14
+    )
     gr = jax.grad(lambda a: lx.logsumexp(a, axis=1).sum())(x)
-    np.testing.assert_allclose(np.asarray(gr), lx.softmax(np.asarray(x), axis=1),
-                               rtol=0, atol=1e-14)
+    np.testing.assert_allclose(
+        np.asarray(gr), lx.softmax(np.asarray(x), axis=1), rtol=0, atol=1e-14
+    )
     _, dy = jax.jvp(lambda a: lx.softmax(a, axis=1), (x,), (jnp.ones_like(x),))
-    np.testing.assert_allclose(np.asarray(dy), 0, atol=1e-14)  # softmax(x + t) = softmax(x)
+    np.testing.assert_allclose(
+        np.asarray(dy), 0, atol=1e-14
+    )  # softmax(x + t) = softmax(x)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])

@@ -31,20 +31,41 @@ def test_consumer_project_builds_and_checks(tmp_path):
     sub = proj / "subprojects" / "lsm_ext"
     sub.parent.mkdir()
     # the source tree as a subproject (what `meson wrap` or a copy would give)
-    shutil.copytree(ROOT, sub, ignore=shutil.ignore_patterns(
-        ".git", "build", "builddir", ".mesonpy*", "__pycache__", "*.so",
-        ".asv", "dist", "tests"))
+    shutil.copytree(
+        ROOT,
+        sub,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "build",
+            "builddir",
+            ".mesonpy*",
+            "__pycache__",
+            "*.so",
+            ".asv",
+            "dist",
+            "tests",
+        ),
+    )
     (sub / "tests" / "c").mkdir(parents=True)
     shutil.copy(ROOT / "tests" / "c" / "test_kernels.c", sub / "tests" / "c")
     env = dict(os.environ)
-    r = subprocess.run([meson, "setup", str(tmp_path / "b"), str(proj)],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [meson, "setup", str(tmp_path / "b"), str(proj)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    r = subprocess.run([meson, "compile", "-C", str(tmp_path / "b")],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [meson, "compile", "-C", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # no Python extension was built for the subproject
     assert not list((tmp_path / "b").rglob("_core*.so"))
-    r = subprocess.run([str(tmp_path / "b" / "consumer")], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [str(tmp_path / "b" / "consumer")], capture_output=True, text=True
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout

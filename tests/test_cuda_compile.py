@@ -52,10 +52,21 @@ def test_every_kernel_compiles(tmp_path):
     )
     procs = [
         subprocess.Popen(
-            [nvcc, "-std=c++17", f"-arch={arch}", "-Werror", "all-warnings",
-             "-c", str(cu),
-             "-o", str(tmp_path / f"{arch}.o")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                nvcc,
+                "-std=c++17",
+                f"-arch={arch}",
+                "-Werror",
+                "all-warnings",
+                "-c",
+                str(cu),
+                "-o",
+                str(tmp_path / f"{arch}.o"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for arch in ARCHS
     ]
     for arch, p in zip(ARCHS, procs):
@@ -68,10 +79,15 @@ def test_a_typo_fails_the_check(tmp_path):
     # the check above can fail: the same source with one error does not build
     nvcc = _nvcc()
     cu = tmp_path / "broken.cu"
-    cu.write_text(_cupy.source().replace("s.c += w;", "s.c += w_;", 1)
-                  + "\nvoid *p = (void *)&lsm_rows<float,0,1,1>;\n")
-    r = subprocess.run([nvcc, "-std=c++17", "-arch=sm_80", "-c", str(cu), "-o",
-                        str(tmp_path / "b.o")], capture_output=True, text=True)
+    cu.write_text(
+        _cupy.source().replace("s.c += w;", "s.c += w_;", 1)
+        + "\nvoid *p = (void *)&lsm_rows<float,0,1,1>;\n"
+    )
+    r = subprocess.run(
+        [nvcc, "-std=c++17", "-arch=sm_80", "-c", str(cu), "-o", str(tmp_path / "b.o")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0
     assert "w_" in r.stdout + r.stderr
 
@@ -82,8 +98,19 @@ def test_launch_plans(op, dtype):
     names = set(_cupy.kernel_names())
     lse = op <= 2
     lengths = list(range(1, 70)) + [
-        1023, 1024, 1025, 4096, 8192, 8193, 16384, 16385, 32000, 10**5,
-        2 * 10**6, 4 * 10**6]
+        1023,
+        1024,
+        1025,
+        4096,
+        8192,
+        8193,
+        16384,
+        16385,
+        32000,
+        10**5,
+        2 * 10**6,
+        4 * 10**6,
+    ]
     for n in lengths:
         for inner in (1, 2, 7, 32, 33, 4096):
             for lines in (1, 3, 8, 100, 4096, 10**6):
@@ -114,10 +141,17 @@ def test_launch_plans(op, dtype):
 
 
 def test_import_does_not_import_cupy(tmp_path):
-    code = ("import sys, numpy as np, lsm_ext as lx; "
-            "lx.log_softmax(np.ones((3, 4)), axis=1); lx.logsumexp([1.0, 2.0]); "
-            "print('cupy' in sys.modules)")
+    code = (
+        "import sys, numpy as np, lsm_ext as lx; "
+        "lx.log_softmax(np.ones((3, 4)), axis=1); lx.logsumexp([1.0, 2.0]); "
+        "print('cupy' in sys.modules)"
+    )
     # run outside the source tree, so that the installed package is imported
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                       text=True, check=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert r.stdout.strip() == "False"

@@ -12,7 +12,6 @@ about the GPU compiler (tests/test_cuda_compile.py compiles for sm_80/90).
 """
 
 import ctypes
-import os
 import shutil
 import subprocess
 import types
@@ -33,10 +32,22 @@ EPS = {np.float16: 2.0**-10, np.float32: 2.0**-23, np.float64: 2.0**-52}
 def _cases():
     """(name, dtype, x, v, axis): shapes that reach every kernel variant."""
     rng = np.random.default_rng(0)
-    shapes = [((3, 1), -1), ((5, 3), -1), ((4, 17), -1), ((3, 32), -1),
-              ((2, 33), -1), ((2, 300), -1), ((2, 1025), -1), ((1, 9000), -1),
-              ((1, 20000), -1), ((1, 70000), -1), ((50, 40), 0), ((3000, 40), 0),
-              ((4, 6, 5), 1), ((5, 7), None)]
+    shapes = [
+        ((3, 1), -1),
+        ((5, 3), -1),
+        ((4, 17), -1),
+        ((3, 32), -1),
+        ((2, 33), -1),
+        ((2, 300), -1),
+        ((2, 1025), -1),
+        ((1, 9000), -1),
+        ((1, 20000), -1),
+        ((1, 70000), -1),
+        ((50, 40), 0),
+        ((3000, 40), 0),
+        ((4, 6, 5), 1),
+        ((5, 7), None),
+    ]
     out = []
     for shape, axis in shapes:
         for dt in (np.float16, np.float32, np.float64):
@@ -54,8 +65,15 @@ def _cases():
 
 
 CASES = _cases()
-OPS = ["logsumexp", "logsumexp_b", "logsumexp_sign", "softmax", "log_softmax",
-       "log_softmax_jvp", "log_softmax_vjp"]
+OPS = [
+    "logsumexp",
+    "logsumexp_b",
+    "logsumexp_sign",
+    "softmax",
+    "log_softmax",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+]
 
 
 def _call(mod, op, x, v, axis):
@@ -71,9 +89,14 @@ def _call(mod, op, x, v, axis):
 
 
 def _patch(monkeypatch, function):
-    shim = types.SimpleNamespace(empty=np.empty, broadcast_to=np.broadcast_to,
-                                 asarray=np.asarray, full=np.full, ones=np.ones,
-                                 copyto=np.copyto)
+    shim = types.SimpleNamespace(
+        empty=np.empty,
+        broadcast_to=np.broadcast_to,
+        asarray=np.asarray,
+        full=np.full,
+        ones=np.ones,
+        copyto=np.copyto,
+    )
     monkeypatch.setattr(_cupy, "_cp", lambda: shim)
     monkeypatch.setattr(_cupy, "is_cupy_array", lambda a: isinstance(a, np.ndarray))
     monkeypatch.setattr(_cupy, "_device_id", lambda a: 0)
@@ -86,28 +109,49 @@ def _build(names, tmp):
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         pytest.skip("no C++ compiler")
-    lines = ["#define LSM_CUDA_EMULATION 1", f'#include "{HERE / "cuda_emu" / "cuda_emu.h"}"',
-             f'#include "{_cupy._SOURCE}"', "#include <string>",
-             "typedef long long ll;",
-             'extern "C" int emu_run(const char *name, int gx, int gy, int bx, '
-             "int by, const ll *a, void **p) {",
-             "    const std::string s(name);"]
+    lines = [
+        "#define LSM_CUDA_EMULATION 1",
+        f'#include "{HERE / "cuda_emu" / "cuda_emu.h"}"',
+        f'#include "{_cupy._SOURCE}"',
+        "#include <string>",
+        "typedef long long ll;",
+        'extern "C" int emu_run(const char *name, int gx, int gy, int bx, '
+        "int by, const ll *a, void **p) {",
+        "    const std::string s(name);",
+    ]
     for n in names:
-        t = n[n.index("<") + 1:n.index(",")]
-        args = (f"a[0], a[1], a[2], (const {t} *)p[0], a[3], a[4], a[5], "
-                f"(const {t} *)p[1], a[6], a[7], a[8], ({t} *)p[2], a[9], a[10], "
-                f"a[11], ({t} *)p[3], a[12], a[13], a[14]")
+        t = n[n.index("<") + 1 : n.index(",")]
+        args = (
+            f"a[0], a[1], a[2], (const {t} *)p[0], a[3], a[4], a[5], "
+            f"(const {t} *)p[1], a[6], a[7], a[8], ({t} *)p[2], a[9], a[10], "
+            f"a[11], ({t} *)p[3], a[12], a[13], a[14]"
+        )
         if n.startswith("lsm_lines"):
             args += ", a[15], a[16], (double *)p[4]"
-        lines.append(f'    if (s == "{n}") {{ emu_launch({{(unsigned)gx, (unsigned)gy, 1}}, '
-                     f"{{(unsigned)bx, (unsigned)by, 1}}, [&] {{ {n}({args}); }}); "
-                     "return 0; }")
+        lines.append(
+            f'    if (s == "{n}") {{ emu_launch({{(unsigned)gx, (unsigned)gy, 1}}, '
+            f"{{(unsigned)bx, (unsigned)by, 1}}, [&] {{ {n}({args}); }}); "
+            "return 0; }"
+        )
     lines += ["    return -1;", "}"]
     src = tmp / "emu.cpp"
     src.write_text("\n".join(lines) + "\n")
     lib = tmp / "libemu.so"
-    r = subprocess.run([cxx, "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread",
-                        str(src), "-o", str(lib)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            cxx,
+            "-std=c++20",
+            "-O1",
+            "-fPIC",
+            "-shared",
+            "-pthread",
+            str(src),
+            "-o",
+            str(lib),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     return ctypes.CDLL(str(lib))
 
@@ -139,11 +183,19 @@ def _runner(lib):
                     ints.append(int(a))
             ints += [0] * (17 - len(ints))
             ptrs += [ctypes.c_void_p(0)] * (5 - len(ptrs))
-            rc = lib.emu_run(name.encode(), grid[0], grid[1], block[0], block[1],
-                             (ctypes.c_longlong * 17)(*ints),
-                             (ctypes.c_void_p * 5)(*ptrs))
+            rc = lib.emu_run(
+                name.encode(),
+                grid[0],
+                grid[1],
+                block[0],
+                block[1],
+                (ctypes.c_longlong * 17)(*ints),
+                (ctypes.c_void_p * 5)(*ptrs),
+            )
             assert rc == 0, f"{name} not built"
+
         return launch
+
     return function
 
 

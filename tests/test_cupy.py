@@ -41,18 +41,36 @@ def _check(got, want, dtype, scale):
         fin = np.isfinite(w)
         assert np.array_equal(h[~fin & ~np.isnan(w)], w[~fin & ~np.isnan(w)])
         tol = 8 * EPS[dtype.type] * np.maximum(1, scale)
-        np.testing.assert_array_less(np.abs(h[fin].astype(np.float64)
-                                            - w[fin].astype(np.float64)),
-                                     tol + 0 * w[fin])
+        np.testing.assert_array_less(
+            np.abs(h[fin].astype(np.float64) - w[fin].astype(np.float64)),
+            tol + 0 * w[fin],
+        )
 
 
 @pytest.mark.parametrize("name", OPS)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-@pytest.mark.parametrize("shape,axis", [
-    ((5, 1), -1), ((7, 3), -1), ((33, 17), -1), ((4, 32), -1), ((3, 33), -1),
-    ((2, 1000), -1), ((2, 1025), -1), ((2, 8193), -1), ((2, 32000), -1),
-    ((1, 40000), -1), ((1, 300000), -1), ((3, 5, 7), 1), ((64, 40), 0),
-    ((2048, 64), 0), ((100000, 3), 0), ((6, 4, 5), (0, 2)), ((3, 4), None)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [
+        ((5, 1), -1),
+        ((7, 3), -1),
+        ((33, 17), -1),
+        ((4, 32), -1),
+        ((3, 33), -1),
+        ((2, 1000), -1),
+        ((2, 1025), -1),
+        ((2, 8193), -1),
+        ((2, 32000), -1),
+        ((1, 40000), -1),
+        ((1, 300000), -1),
+        ((3, 5, 7), 1),
+        ((64, 40), 0),
+        ((2048, 64), 0),
+        ((100000, 3), 0),
+        ((6, 4, 5), (0, 2)),
+        ((3, 4), None),
+    ],
+)
 def test_matches_numpy(name, dtype, shape, axis):
     rng = np.random.default_rng(sum(shape))
     x = (rng.standard_normal(shape) * 4).astype(dtype)
@@ -70,8 +88,12 @@ def test_matches_numpy(name, dtype, shape, axis):
 def test_layouts(name, layout):
     rng = np.random.default_rng(1)
     base = rng.standard_normal((40, 70)).astype(np.float32)
-    xs = {"F": np.asfortranarray(base), "T": base.T, "slice": base[::2, 1::3],
-          "neg": base[::-1, ::-2]}[layout]
+    xs = {
+        "F": np.asfortranarray(base),
+        "T": base.T,
+        "slice": base[::2, 1::3],
+        "neg": base[::-1, ::-2],
+    }[layout]
     v = rng.standard_normal(xs.shape).astype(np.float32)
     for axis in (0, 1, None):
         want = _call(name, xs, v, axis)
@@ -84,10 +106,15 @@ def test_layouts(name, layout):
 @pytest.mark.parametrize("axis", [0, 1])
 def test_special_values(n, axis):
     inf, nan = np.inf, np.nan
-    rows = [[0.0] * n, [-inf] * n, [inf] + [0.0] * (n - 1),
-            [nan] + [0.0] * (n - 1), [inf, -inf] + [0.0] * (n - 2) if n > 2
-            else [inf, -inf, 0.0][:n], [-inf] * (n - 1) + [1.0],
-            [inf, nan] + [0.0] * (n - 2) if n > 2 else [inf, nan, 0.0][:n]]
+    rows = [
+        [0.0] * n,
+        [-inf] * n,
+        [inf] + [0.0] * (n - 1),
+        [nan] + [0.0] * (n - 1),
+        [inf, -inf] + [0.0] * (n - 2) if n > 2 else [inf, -inf, 0.0][:n],
+        [-inf] * (n - 1) + [1.0],
+        [inf, nan] + [0.0] * (n - 2) if n > 2 else [inf, nan, 0.0][:n],
+    ]
     x = np.array(rows, dtype=np.float64)
     x = x if axis == 1 else np.ascontiguousarray(x.T)
     v = np.ones_like(x)

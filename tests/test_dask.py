@@ -47,17 +47,23 @@ def test_matches_numpy(chunks, axis):
     x, v = _data(sum(chunks))
     xd, vd = da.from_array(x, chunks=chunks), da.from_array(v, chunks=chunks)
     _check(lx.logsumexp(xd, axis=axis), lx.logsumexp(x, axis=axis))
-    _check(lx.logsumexp(xd, axis=axis, b=vd, return_sign=True),
-           lx.logsumexp(x, axis=axis, b=v, return_sign=True))
+    _check(
+        lx.logsumexp(xd, axis=axis, b=vd, return_sign=True),
+        lx.logsumexp(x, axis=axis, b=v, return_sign=True),
+    )
     _check(lx.logsumexp(xd, axis=axis, b=vd), lx.logsumexp(x, axis=axis, b=v))
-    _check(lx.logsumexp(xd, axis=axis, keepdims=True, b=3.0),
-           lx.logsumexp(x, axis=axis, keepdims=True, b=3.0))
+    _check(
+        lx.logsumexp(xd, axis=axis, keepdims=True, b=3.0),
+        lx.logsumexp(x, axis=axis, keepdims=True, b=3.0),
+    )
     _check(lx.softmax(xd, axis=axis), lx.softmax(x, axis=axis))
     _check(lx.log_softmax(xd, axis=axis), lx.log_softmax(x, axis=axis))
     _check(lx.log_softmax_jvp(xd, vd, axis=axis), lx.log_softmax_jvp(x, v, axis=axis))
     y = lx.log_softmax(x, axis=axis)
-    _check(lx.log_softmax_vjp(da.from_array(y, chunks=chunks), vd, axis=axis),
-           lx.log_softmax_vjp(y, v, axis=axis))
+    _check(
+        lx.log_softmax_vjp(da.from_array(y, chunks=chunks), vd, axis=axis),
+        lx.log_softmax_vjp(y, v, axis=axis),
+    )
 
 
 def test_max_entry_accuracy_across_chunks():
@@ -76,8 +82,9 @@ def test_float32_and_errors():
     x32 = x.astype(np.float32)
     r = lx.log_softmax(da.from_array(x32, chunks=(10, 50)), axis=1)
     assert r.dtype == np.float32
-    np.testing.assert_allclose(r.compute(), lx.log_softmax(x32, axis=1),
-                               rtol=2e-6, atol=2e-5, equal_nan=True)
+    np.testing.assert_allclose(
+        r.compute(), lx.log_softmax(x32, axis=1), rtol=2e-6, atol=2e-5, equal_nan=True
+    )
     with pytest.raises(np.exceptions.AxisError):
         lx.softmax(da.ones((2, 3)), axis=2)
     with pytest.raises(TypeError):
@@ -91,10 +98,12 @@ def test_local_cluster_of_processes():
     # made by dask (not sent in the graph): 8 chunks along the reduced axis
     xd = da.random.default_rng(11).standard_normal((64, 20000), chunks=(16, 2500))
     x = xd.compute()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                  processes=True, dashboard_address=None) as cl:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cl:
         with distributed.Client(cl) as client:
-            lse, ls = client.compute([lx.logsumexp(xd, axis=1),
-                                      lx.log_softmax(xd, axis=1)], sync=True)
+            lse, ls = client.compute(
+                [lx.logsumexp(xd, axis=1), lx.log_softmax(xd, axis=1)], sync=True
+            )
     np.testing.assert_allclose(lse, lx.logsumexp(x, axis=1), rtol=1e-14)
     np.testing.assert_allclose(ls, lx.log_softmax(x, axis=1), rtol=0, atol=1e-13)

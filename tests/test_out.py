@@ -20,9 +20,16 @@ import lsm_ext as lx
 # (shape, axis): short rows, 2 chunks, long rows, column path, 3-d middle
 # axis (inner > 1), a wide column block, all axes, a 0-d input
 CASES = [
-    ((7, 5), -1), ((7, 5), 0), ((300, 2000), -1), ((3, 5000), -1),
-    ((64, 300), 0), ((4, 3, 5), 1), ((2, 3), None), ((5, 2000), 0),
-    ((2, 1500, 3), 1), ((), None),
+    ((7, 5), -1),
+    ((7, 5), 0),
+    ((300, 2000), -1),
+    ((3, 5000), -1),
+    ((64, 300), 0),
+    ((4, 3, 5), 1),
+    ((2, 3), None),
+    ((5, 2000), 0),
+    ((2, 1500, 3), 1),
+    ((), None),
 ]
 SPECIALS = [None, np.inf, -np.inf, np.nan]
 
@@ -38,10 +45,12 @@ def _data(shape, dtype, special, seed):
 
 
 def _params():
-    return [pytest.param(shape, axis, dt, sp,
-                         id=f"{shape}-{axis}-{np.dtype(dt).name}-{sp}")
-            for shape, axis in CASES for dt in (np.float32, np.float64)
-            for sp in SPECIALS]
+    return [
+        pytest.param(shape, axis, dt, sp, id=f"{shape}-{axis}-{np.dtype(dt).name}-{sp}")
+        for shape, axis in CASES
+        for dt in (np.float32, np.float64)
+        for sp in SPECIALS
+    ]
 
 
 @pytest.mark.parametrize("shape,axis,dtype,special", _params())
@@ -187,8 +196,7 @@ def test_logsumexp_out():
         o = np.empty(np.shape(ref))
         assert lx.logsumexp(x, axis=axis, keepdims=keepdims, out=o) is o
         assert_array_equal(o, ref)
-        assert_allclose(o, sc.logsumexp(x, axis=axis, keepdims=keepdims),
-                        rtol=1e-14)
+        assert_allclose(o, sc.logsumexp(x, axis=axis, keepdims=keepdims), rtol=1e-14)
     b = rng.standard_normal((5, 7))
     r, s = lx.logsumexp(x, axis=1, b=b, return_sign=True)
     o1, o2 = np.empty(5), np.empty(5)

@@ -141,8 +141,9 @@ def _import_with_env(value, cwd):
     it imports the installed package)."""
     env = dict(os.environ, LSM_EXT_OUTPUT_CACHE_MB=value)
     code = "import lsm_ext as lx; print(lx.output_cache_info()['limit'])"
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_environment_variable(tmp_path):

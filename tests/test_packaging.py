@@ -14,15 +14,36 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NEEDED = [
-    "pyproject.toml", "meson.build", "meson.options", "README.md", "CHANGELOG.md",
-    "src_c/meson.build", "src_c/lsm.h", "src_c/lsm_exp.h", "src_c/lsm_threads.h",
-    "src_c/lsm_kernels.c", "src_c/lsm_kernels.template.c", "src_c/lsm_dispatch.c",
-    "src_c/lsm_threads.c", "lsm_ext/meson.build", "lsm_ext/_core.pyx",
-    "lsm_ext/_core.pyi", "lsm_ext/_outcache.pyx", "lsm_ext/_outcache.h",
-    "lsm_ext/_outcache.pyi", "lsm_ext/py.typed", "lsm_ext/_cuda/lsm_kernels.cuh",
-    "lsm_ext/__init__.py", "lsm_ext/_dispatch.py", "lsm_ext/_numpy.py",
-    "lsm_ext/_cupy.py", "lsm_ext/_generic.py", "lsm_ext/_dask.py",
-    "lsm_ext/_fallback.py", "lsm_ext/bench.py", "tests/c/test_kernels.c",
+    "pyproject.toml",
+    "meson.build",
+    "meson.options",
+    "README.md",
+    "CHANGELOG.md",
+    "src_c/meson.build",
+    "src_c/lsm.h",
+    "src_c/lsm_exp.h",
+    "src_c/lsm_threads.h",
+    "src_c/lsm_kernels.c",
+    "src_c/lsm_kernels.template.c",
+    "src_c/lsm_dispatch.c",
+    "src_c/lsm_threads.c",
+    "lsm_ext/meson.build",
+    "lsm_ext/_core.pyx",
+    "lsm_ext/_core.pyi",
+    "lsm_ext/_outcache.pyx",
+    "lsm_ext/_outcache.h",
+    "lsm_ext/_outcache.pyi",
+    "lsm_ext/py.typed",
+    "lsm_ext/_cuda/lsm_kernels.cuh",
+    "lsm_ext/__init__.py",
+    "lsm_ext/_dispatch.py",
+    "lsm_ext/_numpy.py",
+    "lsm_ext/_cupy.py",
+    "lsm_ext/_generic.py",
+    "lsm_ext/_dask.py",
+    "lsm_ext/_fallback.py",
+    "lsm_ext/bench.py",
+    "tests/c/test_kernels.c",
 ]
 
 
@@ -35,8 +56,19 @@ def test_sdist_file_list(tmp_path):
         pytest.skip("the 'build' package is not installed")
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout (meson dist packs the tracked files)")
-    r = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir",
-                        str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--sdist",
+            "--outdir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (sdist,) = tmp_path.glob("lsm_ext-*.tar.gz")
     with tarfile.open(sdist) as tf:

@@ -17,7 +17,10 @@ def test_readme_examples():
         if os.environ.get("LSM_EXT_REQUIRE_BACKENDS") == "1":
             raise
         pytest.skip("torch is not installed")
-    res = doctest.testfile(str(README), module_relative=False,
-                           optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    res = doctest.testfile(
+        str(README),
+        module_relative=False,
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
+    )
     assert res.attempted >= 10
     assert res.failed == 0

@@ -68,14 +68,36 @@ FLOATS = [np.float32, np.float64]
 
 # (shape, axis) cases on 1-d .. 4-d arrays
 AXIS_CASES = [
-    ((5,), None), ((5,), 0), ((5,), -1), ((5,), (0,)), ((5,), ()),
-    ((3, 4), None), ((3, 4), 0), ((3, 4), 1), ((3, 4), -1), ((3, 4), -2),
-    ((3, 4), (0, 1)), ((3, 4), (1, 0)), ((3, 4), ()), ((3, 4), (-1,)),
-    ((2, 3, 4), None), ((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), 2),
-    ((2, 3, 4), -1), ((2, 3, 4), (0, 2)), ((2, 3, 4), (2, 0)),
-    ((2, 3, 4), (1, 2)), ((2, 3, 4), (0, 1, 2)), ((2, 3, 4), ()),
-    ((2, 3, 2, 3), None), ((2, 3, 2, 3), 0), ((2, 3, 2, 3), 3),
-    ((2, 3, 2, 3), -2), ((2, 3, 2, 3), (1, 3)), ((2, 3, 2, 3), (0, 2, 3)),
+    ((5,), None),
+    ((5,), 0),
+    ((5,), -1),
+    ((5,), (0,)),
+    ((5,), ()),
+    ((3, 4), None),
+    ((3, 4), 0),
+    ((3, 4), 1),
+    ((3, 4), -1),
+    ((3, 4), -2),
+    ((3, 4), (0, 1)),
+    ((3, 4), (1, 0)),
+    ((3, 4), ()),
+    ((3, 4), (-1,)),
+    ((2, 3, 4), None),
+    ((2, 3, 4), 0),
+    ((2, 3, 4), 1),
+    ((2, 3, 4), 2),
+    ((2, 3, 4), -1),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), (2, 0)),
+    ((2, 3, 4), (1, 2)),
+    ((2, 3, 4), (0, 1, 2)),
+    ((2, 3, 4), ()),
+    ((2, 3, 2, 3), None),
+    ((2, 3, 2, 3), 0),
+    ((2, 3, 2, 3), 3),
+    ((2, 3, 2, 3), -2),
+    ((2, 3, 2, 3), (1, 3)),
+    ((2, 3, 2, 3), (0, 2, 3)),
     ((2, 3, 2, 3), ()),
 ]
 
@@ -108,8 +130,9 @@ def _assert_close(actual, desired, rtol, scale=None, err_msg=""):
         fin = np.abs(desired[np.isfinite(desired)])
         scale = float(fin.max()) if fin.size else 0.0
     atol = rtol * max(1.0, scale)
-    assert_allclose(actual, desired, rtol=rtol, atol=atol, equal_nan=True,
-                    err_msg=err_msg)
+    assert_allclose(
+        actual, desired, rtol=rtol, atol=atol, equal_nan=True, err_msg=err_msg
+    )
 
 
 def _assert_same_kind(ours, ref, where=""):
@@ -176,8 +199,11 @@ def _dtype_params(bug_dtypes=(), reason=""):  # no open bugs at the moment
     """ALL_DTYPES as pytest params; those in bug_dtypes marked strict xfail."""
     out = []
     for d in ALL_DTYPES:
-        marks = ([pytest.mark.xfail(strict=True, reason=reason)]
-                 if np.dtype(d) in bug_dtypes else [])
+        marks = (
+            [pytest.mark.xfail(strict=True, reason=reason)]
+            if np.dtype(d) in bug_dtypes
+            else []
+        )
         out.append(pytest.param(d, marks=marks, id=np.dtype(d).name))
     return out
 
@@ -193,8 +219,9 @@ def test_logsumexp_matches_scipy(dtype):
         for keepdims in (False, True):
             where = f"shape={shape} axis={axis} keepdims={keepdims}"
             ref_kind = _sc("logsumexp", x, axis=axis, keepdims=keepdims)
-            ref = np.asarray(_sc("logsumexp", _ref_input(x), axis=axis,
-                                 keepdims=keepdims)).astype(ref_kind.dtype)
+            ref = np.asarray(
+                _sc("logsumexp", _ref_input(x), axis=axis, keepdims=keepdims)
+            ).astype(ref_kind.dtype)
             ours = lx.logsumexp(x, axis=axis, keepdims=keepdims)
             _assert_same_kind(ours, ref_kind, where)
             _assert_close(ours, ref, _tols(ref_kind.dtype), err_msg=where)
@@ -235,10 +262,14 @@ def test_jvp_matches_formula(dtype):
         _assert_same_kind(y, ref_kind, where)
         _assert_same_kind(dy, ref_kind, where)
         rtol = _tols(ref_kind.dtype)
-        _assert_close(y, np.asarray(y_ref).astype(ref_kind.dtype), rtol,
-                      err_msg=where)
-        _assert_close(dy, np.asarray(dy_ref).astype(ref_kind.dtype), rtol,
-                      scale=float(np.max(np.abs(v), initial=0)), err_msg=where)
+        _assert_close(y, np.asarray(y_ref).astype(ref_kind.dtype), rtol, err_msg=where)
+        _assert_close(
+            dy,
+            np.asarray(dy_ref).astype(ref_kind.dtype),
+            rtol,
+            scale=float(np.max(np.abs(v), initial=0)),
+            err_msg=where,
+        )
 
 
 @pytest.mark.parametrize("dtype", _dtype_params())
@@ -261,9 +292,13 @@ def test_vjp_matches_formula(dtype):
         assert isinstance(ours, np.ndarray), where
         assert ours.dtype == exp_dt, where
         assert ours.shape == shape, where
-        _assert_close(ours, np.asarray(ref).astype(exp_dt), _tols(exp_dt),
-                      scale=float(np.abs(g).max(initial=0)) * max(1, g.size),
-                      err_msg=where)
+        _assert_close(
+            ours,
+            np.asarray(ref).astype(exp_dt),
+            _tols(exp_dt),
+            scale=float(np.abs(g).max(initial=0)) * max(1, g.size),
+            err_msg=where,
+        )
 
 
 def test_vjp_result_dtype_same_dtype_inputs():
@@ -274,9 +309,11 @@ def test_vjp_result_dtype_same_dtype_inputs():
         assert lx.log_softmax_jvp(y, g)[1].dtype == _softmax_dtype(dt)
 
 
-@pytest.mark.parametrize("x", [1.5, np.float64(1.5), np.float32(-2.0), 3,
-                               np.float16(0.5)],
-                         ids=["pyfloat", "f64", "f32", "pyint", "f16"])
+@pytest.mark.parametrize(
+    "x",
+    [1.5, np.float64(1.5), np.float32(-2.0), 3, np.float16(0.5)],
+    ids=["pyfloat", "f64", "f32", "pyint", "f16"],
+)
 @pytest.mark.parametrize("axis", [None, 0, -1, ()])
 def test_0d_inputs(x, axis):
     for keepdims in (False, True):
@@ -326,8 +363,7 @@ def test_list_inputs(axis):
         _assert_close(y, y_ref, 1e-12)
         _assert_close(dy, dy_ref, 1e-12)
         dx = lx.log_softmax_vjp(y.tolist(), lst, axis=axis)
-        _assert_close(dx, ref_vjp(y, np.asarray(lst, float), axis), 1e-12,
-                      scale=30)
+        _assert_close(dx, ref_vjp(y, np.asarray(lst, float), axis), 1e-12, scale=30)
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
@@ -372,8 +408,18 @@ def _axis_empty_input(kind, dtype):
     }[kind]
 
 
-AXIS_EMPTY_KINDS = ["0d-pyfloat", "0d-scalar", "list", "1d-C", "2d-C", "3d-C",
-                    "4d-C", "2d-F", "3d-sliced", "3d-T"]
+AXIS_EMPTY_KINDS = [
+    "0d-pyfloat",
+    "0d-scalar",
+    "list",
+    "1d-C",
+    "2d-C",
+    "3d-C",
+    "4d-C",
+    "2d-F",
+    "3d-sliced",
+    "3d-T",
+]
 
 
 @pytest.mark.parametrize("kind", AXIS_EMPTY_KINDS)
@@ -385,8 +431,7 @@ def test_axis_empty_tuple_matches_scipy(kind):
         rtol = _tols(_softmax_dtype(arr.dtype))
         for keepdims in (False, True):
             for rs in (False, True):
-                ref = _sc("logsumexp", x, axis=(), keepdims=keepdims,
-                          return_sign=rs)
+                ref = _sc("logsumexp", x, axis=(), keepdims=keepdims, return_sign=rs)
                 ours = lx.logsumexp(x, axis=(), keepdims=keepdims, return_sign=rs)
                 if not rs:
                     ref, ours = (ref,), (ours,)
@@ -418,8 +463,12 @@ def test_axis_empty_tuple_layouts_agree():
     # F order / sliced / transposed / broadcast input with axis=()
     for dtype in FLOATS:
         base = _data((4, 6, 3), dtype, seed=10)
-        for x in (np.asfortranarray(base), base[::2, ::-1], base.transpose(1, 2, 0),
-                  np.broadcast_to(base[:, :1], (4, 6, 3))):
+        for x in (
+            np.asfortranarray(base),
+            base[::2, ::-1],
+            base.transpose(1, 2, 0),
+            np.broadcast_to(base[:, :1], (4, 6, 3)),
+        ):
             c = np.ascontiguousarray(x)
             assert_array_equal(lx.logsumexp(x, axis=()), c)
             assert_array_equal(lx.softmax(x, axis=()), np.ones_like(c))
@@ -438,10 +487,12 @@ def test_b_broadcast_enlarges_result(dtype, axis, return_sign):
     a = np.array([[0.5], [-1.0]], dtype)  # (2, 1)
     b = np.array([[1.0, 2.0, 0.25]], dtype)  # (1, 3) -> result grid (2, 3)
     for keepdims in (False, True):
-        ref = _sc("logsumexp", a, axis=axis, b=b, keepdims=keepdims,
-                  return_sign=return_sign)
-        ours = lx.logsumexp(a, axis=axis, b=b, keepdims=keepdims,
-                            return_sign=return_sign)
+        ref = _sc(
+            "logsumexp", a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign
+        )
+        ours = lx.logsumexp(
+            a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign
+        )
         if not return_sign:
             ref, ours = (ref,), (ours,)
         for o, r in zip(ours, ref):
@@ -464,8 +515,7 @@ def test_b_negative_weights(dtype, axis):
     for o, r in zip(ours_s, ref_s):
         _assert_same_kind(o, r)
         _assert_close(o, r, _tols(dtype))
-    direct = np.sum(b.astype(np.float64) * np.exp(a.astype(np.float64)),
-                    axis=axis)
+    direct = np.sum(b.astype(np.float64) * np.exp(a.astype(np.float64)), axis=axis)
     _assert_close(ours_s[0], np.log(np.abs(direct)), _tols(dtype))
     assert_array_equal(ours_s[1], np.sign(direct))
 
@@ -527,12 +577,15 @@ def test_b_scalar_a_array_b():
     _assert_close(ours, ref, 1e-12)
 
 
-@pytest.mark.parametrize("a,b", [
-    ([0.0, 1.0], [1.0, 1e-310]),
-    ([0.0, 2.2250738585072014e-308], [2.0, 1.1125369292536007e-308]),
-    ([0.0, 1.0], [-1.0, 1e-310]),
-    ([0.0, 1.0, 1.0], [1.0, 3e-310, 2e-310]),
-])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ([0.0, 1.0], [1.0, 1e-310]),
+        ([0.0, 2.2250738585072014e-308], [2.0, 1.1125369292536007e-308]),
+        ([0.0, 1.0], [-1.0, 1e-310]),
+        ([0.0, 1.0, 1.0], [1.0, 3e-310, 2e-310]),
+    ],
+)
 def test_b_subnormal_weight(a, b):
     a = np.array(a)
     b = np.array(b)
@@ -551,8 +604,7 @@ def test_b_tiny_normal_weight():
     for w in (1e-300, 1e-200, 1e-30, 1e-10):
         r = lx.logsumexp(a, b=[1.0, w])
         assert np.isfinite(r)
-        assert_allclose(r, _sc("logsumexp", a, b=[1.0, w]), rtol=1e-12,
-                        atol=1e-13)
+        assert_allclose(r, _sc("logsumexp", a, b=[1.0, w]), rtol=1e-12, atol=1e-13)
         assert_allclose(r, np.log1p(w * np.e), rtol=1e-12, atol=1e-13)
 
 
@@ -561,11 +613,23 @@ def test_b_tiny_normal_weight():
 # =========================================================================
 
 EDGE_ROWS = [
-    [inf, 1], [-inf, -inf], [nan, 1], [inf, -inf], [inf, nan], [inf, inf],
-    [-inf, 1], [nan, -inf],
+    [inf, 1],
+    [-inf, -inf],
+    [nan, 1],
+    [inf, -inf],
+    [inf, nan],
+    [inf, inf],
+    [-inf, 1],
+    [nan, -inf],
     # same rows reversed / a few more
-    [1, inf], [-inf, inf], [1, nan], [-inf, nan], [nan, inf], [nan, nan],
-    [-inf, -inf, 2.0], [inf, 3.0, -inf],
+    [1, inf],
+    [-inf, inf],
+    [1, nan],
+    [-inf, nan],
+    [nan, inf],
+    [nan, nan],
+    [-inf, -inf, 2.0],
+    [inf, 3.0, -inf],
 ]
 EDGE_IDS = [str(r) for r in EDGE_ROWS]
 
@@ -617,8 +681,9 @@ def test_edge_rows_logsumexp_return_sign_no_b(row):
         _check_edge("logsumexp", x, True, dict(return_sign=True))
         X = np.stack([x, np.linspace(-1.0, 1.0, x.size).astype(dtype), x])
         _check_edge("logsumexp", X, True, dict(axis=1, return_sign=True))
-        _check_edge("logsumexp", np.ascontiguousarray(X.T), True,
-                    dict(axis=0, return_sign=True))
+        _check_edge(
+            "logsumexp", np.ascontiguousarray(X.T), True, dict(axis=0, return_sign=True)
+        )
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -692,8 +757,9 @@ def test_b_zero_entries_ignored(dtype, a, b):
     ours = lx.logsumexp(A, b=B, axis=1)
     assert_array_equal(np.isnan(ours), np.isnan(exp))
     _assert_close(ours, exp, _tols(dtype))
-    ours_t = lx.logsumexp(np.ascontiguousarray(A.T), b=np.ascontiguousarray(B.T),
-                          axis=0)
+    ours_t = lx.logsumexp(
+        np.ascontiguousarray(A.T), b=np.ascontiguousarray(B.T), axis=0
+    )
     _assert_close(ours_t, exp, _tols(dtype))
 
 
@@ -704,13 +770,24 @@ def test_b_zero_scipy_difference_documented():
 
 
 EMPTY_CASES = [
-    ((0,), None), ((0,), 0), ((0,), -1), ((0, 3), 0), ((0, 3), 1),
-    ((0, 3), None), ((2, 0, 4), 1), ((2, 0, 4), (0, 2)), ((2, 0, 4), None),
-    ((2, 0, 4), -1), ((3, 0), ()), ((0, 3), (0, 1)),
+    ((0,), None),
+    ((0,), 0),
+    ((0,), -1),
+    ((0, 3), 0),
+    ((0, 3), 1),
+    ((0, 3), None),
+    ((2, 0, 4), 1),
+    ((2, 0, 4), (0, 2)),
+    ((2, 0, 4), None),
+    ((2, 0, 4), -1),
+    ((3, 0), ()),
+    ((0, 3), (0, 1)),
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.longdouble])
+@pytest.mark.parametrize(
+    "dtype", [np.float16, np.float32, np.float64, np.int32, np.longdouble]
+)
 def test_empty_logsumexp(dtype):
     for shape, axis in EMPTY_CASES:
         x = np.ones(shape, dtype)
@@ -718,8 +795,7 @@ def test_empty_logsumexp(dtype):
         for keepdims in (False, True):
             where = f"shape={shape} axis={axis} keepdims={keepdims}"
             out = lx.logsumexp(x, axis=axis, keepdims=keepdims)
-            r, s = lx.logsumexp(x, axis=axis, keepdims=keepdims,
-                                return_sign=True)
+            r, s = lx.logsumexp(x, axis=axis, keepdims=keepdims, return_sign=True)
             exp_shape = np.sum(x, axis=axis, keepdims=keepdims).shape
             for o in (out, r, s):
                 assert o.dtype == np.dtype(res_dt), where
@@ -729,8 +805,9 @@ def test_empty_logsumexp(dtype):
             assert np.all(s == -1.0), where
             try:
                 ref = _sc("logsumexp", x, axis=axis, keepdims=keepdims)
-                ref_s = _sc("logsumexp", x, axis=axis, keepdims=keepdims,
-                            return_sign=True)
+                ref_s = _sc(
+                    "logsumexp", x, axis=axis, keepdims=keepdims, return_sign=True
+                )
             except IndexError:
                 continue  # SciPy 1.17 fails on some multi-axis empty reductions
             if axis == ():
@@ -756,17 +833,30 @@ def test_empty_logsumexp_complex(dtype):
             assert_array_equal(o, rr)
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int16,
-                                   np.int8, np.longdouble, np.complex128])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.float16,
+        np.float32,
+        np.float64,
+        np.int16,
+        np.int8,
+        np.longdouble,
+        np.complex128,
+    ],
+)
 def test_empty_elementwise(dtype):
     # SciPy raises on most of these (zero-size reduction); lsm_ext returns an
     # empty array of the input's shape and the softmax result dtype.
     for shape, axis in EMPTY_CASES:
         x = np.ones(shape, dtype)
         exp_dt = _softmax_dtype(dtype)
-        outs = [lx.softmax(x, axis=axis), lx.log_softmax(x, axis=axis),
-                *lx.log_softmax_jvp(x, x, axis=axis),
-                lx.log_softmax_vjp(x, x, axis=axis)]
+        outs = [
+            lx.softmax(x, axis=axis),
+            lx.log_softmax(x, axis=axis),
+            *lx.log_softmax_jvp(x, x, axis=axis),
+            lx.log_softmax_vjp(x, x, axis=axis),
+        ]
         for o in outs:
             assert isinstance(o, np.ndarray), (shape, axis)
             assert o.dtype == exp_dt, (shape, axis)
@@ -784,10 +874,12 @@ def test_accuracy_logsumexp_near_max_f64():
     # along axis 0 of a 2-d array (the column-block path) and axis 1
     X = np.array([[0.0, 0.0, -40.0], [-40.0, -40.0, 0.0]])
     assert_allclose(lx.logsumexp(X, axis=0)[:2], 4.248354255291589e-18, rtol=1e-15)
-    assert_allclose(lx.logsumexp(X.T, axis=1)[:2], 4.248354255291589e-18,
-                    rtol=1e-15)
-    assert_allclose(lx.logsumexp(np.ascontiguousarray(X.T), axis=1)[:2],
-                    4.248354255291589e-18, rtol=1e-15)
+    assert_allclose(lx.logsumexp(X.T, axis=1)[:2], 4.248354255291589e-18, rtol=1e-15)
+    assert_allclose(
+        lx.logsumexp(np.ascontiguousarray(X.T), axis=1)[:2],
+        4.248354255291589e-18,
+        rtol=1e-15,
+    )
 
 
 def test_accuracy_log_softmax_near_max_f64():
@@ -796,8 +888,7 @@ def test_accuracy_log_softmax_near_max_f64():
     assert_allclose(y[0], -4.248354255291589e-18, rtol=1e-15)
     assert_allclose(y[1], -40.0, rtol=1e-16)
     X = np.array([[0.0, 0.0, 0.0], [-40.0, -40.0, -40.0]])
-    assert_allclose(lx.log_softmax(X, axis=0)[0], -4.248354255291589e-18,
-                    rtol=1e-15)
+    assert_allclose(lx.log_softmax(X, axis=0)[0], -4.248354255291589e-18, rtol=1e-15)
     yj, _ = lx.log_softmax_jvp(np.array([0.0, -40.0]), np.array([1.0, 2.0]))
     assert_allclose(yj[0], -4.248354255291589e-18, rtol=1e-15)
 
@@ -820,16 +911,16 @@ def test_accuracy_many_equal_maxima():
     x = np.zeros(1000)
     assert_allclose(lx.logsumexp(x), np.log(1000.0), rtol=1e-15)
     x = np.array([5.0, 5.0, 5.0, 5.0 - 50])
-    assert_allclose(lx.logsumexp(x), 5.0 + np.log(3.0) + np.log1p(np.exp(-50) / 3),
-                    rtol=1e-15)
+    assert_allclose(
+        lx.logsumexp(x), 5.0 + np.log(3.0) + np.log1p(np.exp(-50) / 3), rtol=1e-15
+    )
 
 
 # =========================================================================
 # 5. Errors
 # =========================================================================
 
-ALL5 = ["logsumexp", "softmax", "log_softmax", "log_softmax_jvp",
-        "log_softmax_vjp"]
+ALL5 = ["logsumexp", "softmax", "log_softmax", "log_softmax_jvp", "log_softmax_vjp"]
 
 
 def _call(name, x, **kw):
@@ -879,9 +970,15 @@ def test_b_not_broadcastable(b):
 
 @pytest.mark.parametrize("name", ALL5)
 @pytest.mark.parametrize(
-    "x", [np.array([1.0, 2.0], dtype=object), np.array(["a", "b"]),
-          np.array([b"a", b"b"]), ["a", "b"]],
-    ids=["object", "str", "bytes", "strlist"])
+    "x",
+    [
+        np.array([1.0, 2.0], dtype=object),
+        np.array(["a", "b"]),
+        np.array([b"a", b"b"]),
+        ["a", "b"],
+    ],
+    ids=["object", "str", "bytes", "strlist"],
+)
 def test_object_and_string_arrays(name, x):
     with pytest.raises(TypeError):
         _call(name, x)
@@ -889,24 +986,37 @@ def test_object_and_string_arrays(name, x):
 
 @pytest.mark.parametrize("name", ["log_softmax_jvp", "log_softmax_vjp"])
 @pytest.mark.parametrize(
-    "other", [np.array([1.0, 2.0], dtype=object), np.array(["a", "b"])],
-    ids=["object", "str"])
+    "other",
+    [np.array([1.0, 2.0], dtype=object), np.array(["a", "b"])],
+    ids=["object", "str"],
+)
 def test_object_and_string_second_argument(name, other):
     with pytest.raises(TypeError):
         getattr(lx, name)(np.array([1.0, 2.0]), other)
 
 
-@pytest.mark.parametrize("b", [np.array([1.0, 2.0], dtype=object),
-                               np.array(["a", "b"])], ids=["object", "str"])
+@pytest.mark.parametrize(
+    "b",
+    [np.array([1.0, 2.0], dtype=object), np.array(["a", "b"])],
+    ids=["object", "str"],
+)
 def test_logsumexp_b_object_or_string(b):
     with pytest.raises(TypeError):
         lx.logsumexp(np.array([1.0, 2.0]), b=b)
 
 
 @pytest.mark.parametrize("name", ["log_softmax_jvp", "log_softmax_vjp"])
-@pytest.mark.parametrize("shapes", [((2, 3), (3, 2)), ((2, 3), (3,)),
-                                    ((2, 3), (1, 3)), ((3,), ()), ((), (2,)),
-                                    ((2, 3), (2, 3, 1))])
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((2, 3), (3, 2)),
+        ((2, 3), (3,)),
+        ((2, 3), (1, 3)),
+        ((3,), ()),
+        ((), (2,)),
+        ((2, 3), (2, 3, 1)),
+    ],
+)
 def test_jvp_vjp_shape_mismatch(name, shapes):
     sx, sv = shapes
     with pytest.raises(ValueError):
@@ -971,8 +1081,9 @@ def _inputs_variants(dtype):
     }
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64,
-                                   np.longdouble, np.complex128])
+@pytest.mark.parametrize(
+    "dtype", [np.float16, np.float32, np.float64, np.longdouble, np.complex128]
+)
 @pytest.mark.parametrize("kind", ["C", "F", "sliced", "neg", "T"])
 def test_inputs_not_modified(dtype, kind):
     x = _inputs_variants(dtype)[kind]
@@ -982,7 +1093,8 @@ def test_inputs_not_modified(dtype, kind):
     if kind == "F":
         v = np.asfortranarray(v)
     b = np.where(np.arange(x.size).reshape(x.shape) % 3 == 0, 0.0, -0.5).astype(
-        np.float64 if np.dtype(dtype).kind == "c" else dtype)
+        np.float64 if np.dtype(dtype).kind == "c" else dtype
+    )
     arrs = [x, v, b]
     snaps = _snapshot(*arrs)
     axes = [None, 0, 1, 2, -1, (0, 2), ()]
@@ -1023,8 +1135,18 @@ def test_lists_not_modified():
 # 7. Memory layouts
 # =========================================================================
 
-LAYOUTS = ["C", "F", "sliced", "neg", "T3", "readonly", "byteswap", "unaligned",
-           "bcast_mid", "bcast_lead"]
+LAYOUTS = [
+    "C",
+    "F",
+    "sliced",
+    "neg",
+    "T3",
+    "readonly",
+    "byteswap",
+    "unaligned",
+    "bcast_mid",
+    "bcast_lead",
+]
 LAYOUT_AXES = [None, 0, 1, 2, -1, (0, 2), (0, 1), (1, 2), (2, 0, 1), ()]
 
 
@@ -1086,8 +1208,7 @@ def _assert_layout_equal(ours, ref, nulp=2):
     ref = np.asarray(ref)
     assert ours.dtype == ref.dtype and ours.shape == ref.shape
     assert_array_equal(np.isnan(ours), np.isnan(ref))
-    assert_array_equal(np.isinf(ours) * np.sign(ours),
-                       np.isinf(ref) * np.sign(ref))
+    assert_array_equal(np.isinf(ours) * np.sign(ours), np.isinf(ref) * np.sign(ref))
     fin = np.isfinite(ref)
     eps = np.finfo(ref.dtype).eps
     scale = max(1.0, float(np.abs(ref[fin]).max(initial=0)))
@@ -1104,23 +1225,26 @@ def test_layouts(name, kind, dtype, special):
     other = _layout(kind, np.random.default_rng(99), dtype, False)  # v, g or b
     if name == "logsumexp_b":
         # positive weights: a sum without cancellation, well conditioned
-        other = _layout(kind, np.random.default_rng(98), dtype, False,
-                        positive=True)
+        other = _layout(kind, np.random.default_rng(98), dtype, False, positive=True)
     xc, oc = _contig(x), _contig(other)
     snaps = _snapshot(x, other)
     for axis in LAYOUT_AXES:
         with np.errstate(all="ignore"):
             if name == "logsumexp":
                 for kd in (False, True):
-                    _assert_layout_equal(lx.logsumexp(x, axis=axis, keepdims=kd),
-                                         lx.logsumexp(xc, axis=axis, keepdims=kd))
+                    _assert_layout_equal(
+                        lx.logsumexp(x, axis=axis, keepdims=kd),
+                        lx.logsumexp(xc, axis=axis, keepdims=kd),
+                    )
             elif name == "logsumexp_b":
                 r = lx.logsumexp(x, axis=axis, b=other, return_sign=True)
                 rc = lx.logsumexp(xc, axis=axis, b=oc, return_sign=True)
                 _assert_layout_equal(r[0], rc[0])
                 _assert_layout_equal(r[1], rc[1])
-                _assert_layout_equal(lx.logsumexp(x, axis=axis, b=other),
-                                     lx.logsumexp(xc, axis=axis, b=oc))
+                _assert_layout_equal(
+                    lx.logsumexp(x, axis=axis, b=other),
+                    lx.logsumexp(xc, axis=axis, b=oc),
+                )
             elif name in ("softmax", "log_softmax"):
                 f = getattr(lx, name)
                 _assert_layout_equal(f(x, axis=axis), f(xc, axis=axis))
@@ -1140,8 +1264,7 @@ def test_layouts(name, kind, dtype, special):
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "log_softmax_vjp"])
 def test_non_native_byteorder_softmax(name):
     for dtype in (np.float16, np.float32, np.float64):
-        for shape, axis in [((2, 3), 1), ((2, 3), None), ((2, 3), 0),
-                            ((4,), None)]:
+        for shape, axis in [((2, 3), 1), ((2, 3), None), ((2, 3), 0), ((4,), None)]:
             x = np.linspace(-2, 3, np.prod(shape)).reshape(shape)
             xn = x.astype(dtype)
             x = x.astype(np.dtype(dtype).newbyteorder())
@@ -1162,9 +1285,11 @@ def test_non_native_byteorder_native_results(dtype):
     for axis in (None, 0, 1):
         y, dy = lx.log_softmax_jvp(x, x, axis=axis)
         dx = lx.log_softmax_vjp(x, xn, axis=axis)
-        for o, r in ((y, lx.log_softmax_jvp(xn, xn, axis=axis)[0]),
-                     (dy, lx.log_softmax_jvp(xn, xn, axis=axis)[1]),
-                     (dx, lx.log_softmax_vjp(xn, xn, axis=axis))):
+        for o, r in (
+            (y, lx.log_softmax_jvp(xn, xn, axis=axis)[0]),
+            (dy, lx.log_softmax_jvp(xn, xn, axis=axis)[1]),
+            (dx, lx.log_softmax_vjp(xn, xn, axis=axis)),
+        ):
             assert o.dtype == np.dtype(dtype)  # native
             _assert_close(o, r, _tols(dtype))
         ref = _sc("logsumexp", x, axis=axis)
@@ -1176,8 +1301,11 @@ def test_non_native_byteorder_native_results(dtype):
             _assert_close(o, r, _tols(dtype))
 
 
-@pytest.mark.parametrize("kw", [{}, {"keepdims": True}, {"return_sign": True}],
-                         ids=["plain", "keepdims", "sign"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"keepdims": True}, {"return_sign": True}],
+    ids=["plain", "keepdims", "sign"],
+)
 def test_non_native_byteorder_result_dtype_logsumexp(kw):
     for dtype in (np.float16, np.float32, np.float64):
         x = np.linspace(-2, 3, 6).reshape(2, 3)
@@ -1201,15 +1329,15 @@ def test_layout_reference_values(dtype, axis):
     rtol = _tols(dtype)
     _assert_close(lx.logsumexp(x, axis=axis), _sc("logsumexp", x, axis=axis), rtol)
     _assert_close(lx.softmax(x, axis=axis), _sc("softmax", x, axis=axis), rtol)
-    _assert_close(lx.log_softmax(x, axis=axis), _sc("log_softmax", x, axis=axis),
-                  rtol)
+    _assert_close(lx.log_softmax(x, axis=axis), _sc("log_softmax", x, axis=axis), rtol)
     y_ref, dy_ref = ref_jvp(x.astype(np.float64), v.astype(np.float64), axis)
     y, dy = lx.log_softmax_jvp(x, v, axis=axis)
     _assert_close(y, y_ref, rtol)
     _assert_close(dy, dy_ref, rtol, scale=5)
     dx = lx.log_softmax_vjp(y, v, axis=axis)
-    _assert_close(dx, ref_vjp(y.astype(np.float64), v.astype(np.float64), axis),
-                  rtol, scale=100)
+    _assert_close(
+        dx, ref_vjp(y.astype(np.float64), v.astype(np.float64), axis), rtol, scale=100
+    )
 
 
 def test_layout_result_memory_order_irrelevant_to_values_large():
@@ -1217,14 +1345,17 @@ def test_layout_result_memory_order_irrelevant_to_values_large():
     rng = np.random.default_rng(11)
     x = rng.normal(size=(3, 3000)) * 5
     x[1, 2500] = 40.0
-    for a, axis in ((x, 1), (np.ascontiguousarray(x.T), 0), (x.T, 0),
-                    (np.asfortranarray(x), 1)):
-        _assert_close(lx.logsumexp(a, axis=axis), _sc("logsumexp", a, axis=axis),
-                      1e-12)
-        _assert_close(lx.softmax(a, axis=axis), _sc("softmax", a, axis=axis),
-                      1e-12)
-        _assert_close(lx.log_softmax(a, axis=axis),
-                      _sc("log_softmax", a, axis=axis), 1e-12)
+    for a, axis in (
+        (x, 1),
+        (np.ascontiguousarray(x.T), 0),
+        (x.T, 0),
+        (np.asfortranarray(x), 1),
+    ):
+        _assert_close(lx.logsumexp(a, axis=axis), _sc("logsumexp", a, axis=axis), 1e-12)
+        _assert_close(lx.softmax(a, axis=axis), _sc("softmax", a, axis=axis), 1e-12)
+        _assert_close(
+            lx.log_softmax(a, axis=axis), _sc("log_softmax", a, axis=axis), 1e-12
+        )
 
 
 def _long_row(case, n, rng):
@@ -1246,14 +1377,21 @@ def _long_row(case, n, rng):
     return x
 
 
-LONG_CASES = ["plain", "max_last_chunk", "neginf_first_chunk",
-              "nan_in_neginf_chunk", "inf_last_chunk", "single_finite_last",
-              "nan_last_chunk"]
+LONG_CASES = [
+    "plain",
+    "max_last_chunk",
+    "neginf_first_chunk",
+    "nan_in_neginf_chunk",
+    "inf_last_chunk",
+    "single_finite_last",
+    "nan_last_chunk",
+]
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("case", ["rising", "neginf_nan_prefix", "inf_late",
-                                  "neginf_prefix"])
+@pytest.mark.parametrize(
+    "case", ["rising", "neginf_nan_prefix", "inf_late", "neginf_prefix"]
+)
 def test_softmax_very_long_row(dtype, case):
     # a row of 1.5M elements: softmax shifts segments of several chunks by
     # the running max and rescales the earlier ones in its second pass
@@ -1291,22 +1429,42 @@ def test_long_rows_match_scipy(dtype, case):
     # strided rows and side-by-side columns (the column-block path)
     rng = np.random.default_rng(LONG_CASES.index(case))
     n = 2500
-    rows = np.stack([_long_row(case, n, rng), _long_row("plain", n, rng),
-                     _long_row(case, n, rng)[::-1]]).astype(dtype)
+    rows = np.stack(
+        [
+            _long_row(case, n, rng),
+            _long_row("plain", n, rng),
+            _long_row(case, n, rng)[::-1],
+        ]
+    ).astype(dtype)
     rtol = _tols(dtype)
     v = rng.normal(size=rows.shape).astype(dtype)
-    for a, axis, va in ((rows, 1, v), (np.ascontiguousarray(rows.T), 0,
-                                       np.ascontiguousarray(v.T)),
-                        (rows.T, 0, v.T), (np.asfortranarray(rows), 1,
-                                           np.asfortranarray(v))):
+    for a, axis, va in (
+        (rows, 1, v),
+        (np.ascontiguousarray(rows.T), 0, np.ascontiguousarray(v.T)),
+        (rows.T, 0, v.T),
+        (np.asfortranarray(rows), 1, np.asfortranarray(v)),
+    ):
         a64 = a.astype(np.float64)
         where = f"{a.shape} C={a.flags.c_contiguous} axis={axis}"
-        _assert_close(lx.logsumexp(a, axis=axis),
-                      _sc("logsumexp", a64, axis=axis), rtol, err_msg=where)
-        _assert_close(lx.softmax(a, axis=axis), _sc("softmax", a64, axis=axis),
-                      rtol, scale=1.0, err_msg=where)
-        _assert_close(lx.log_softmax(a, axis=axis),
-                      _sc("log_softmax", a64, axis=axis), rtol, err_msg=where)
+        _assert_close(
+            lx.logsumexp(a, axis=axis),
+            _sc("logsumexp", a64, axis=axis),
+            rtol,
+            err_msg=where,
+        )
+        _assert_close(
+            lx.softmax(a, axis=axis),
+            _sc("softmax", a64, axis=axis),
+            rtol,
+            scale=1.0,
+            err_msg=where,
+        )
+        _assert_close(
+            lx.log_softmax(a, axis=axis),
+            _sc("log_softmax", a64, axis=axis),
+            rtol,
+            err_msg=where,
+        )
         y_ref, dy_ref = ref_jvp(a64, va.astype(np.float64), axis)
         y, dy = lx.log_softmax_jvp(a, va, axis=axis)
         _assert_close(y, y_ref, rtol, err_msg=where)
@@ -1317,8 +1475,9 @@ def test_long_rows_match_scipy(dtype, case):
             b[:, : n // 2] = 0
         else:
             b[: n // 2, :] = 0
-        exp = _lse_ignoring_zero_b(a64, b.astype(np.float64), axis=axis,
-                                   return_sign=True)
+        exp = _lse_ignoring_zero_b(
+            a64, b.astype(np.float64), axis=axis, return_sign=True
+        )
         ours = lx.logsumexp(a, axis=axis, b=b, return_sign=True)
         _assert_close(ours[0], exp[0], rtol, err_msg=where)
         assert_array_equal(ours[1], exp[1], err_msg=where)
@@ -1342,19 +1501,23 @@ def _elements(dtype):
 def arrays_and_axes(draw, dtype=None, finite_only=False):
     dt = draw(st.sampled_from(FLOATS)) if dtype is None else dtype
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
-    elems = (st.floats(min_value=-30, max_value=30,
-                       width=32 if dt == np.float32 else 64)
-             if finite_only else _elements(dt))
+    elems = (
+        st.floats(min_value=-30, max_value=30, width=32 if dt == np.float32 else 64)
+        if finite_only
+        else _elements(dt)
+    )
     x = draw(hnp.arrays(dt, shape, elements=elems))
     nd = len(shape)
     if nd == 0:
         axis = draw(st.sampled_from([None, ()]))
     else:
-        axis = draw(st.one_of(
-            st.none(),
-            st.integers(-nd, nd - 1),
-            st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(tuple),
-        ))
+        axis = draw(
+            st.one_of(
+                st.none(),
+                st.integers(-nd, nd - 1),
+                st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(tuple),
+            )
+        )
     return x, axis
 
 
@@ -1370,8 +1533,9 @@ def _check_vs_ref(ours, ref, dtype, scale):
     assert_array_equal(np.isnan(ours), np.isnan(ref))
     rtol = _prop_rtol(dtype)
     tiny = np.finfo(dtype).tiny * 4
-    assert_allclose(ours, ref, rtol=rtol, atol=max(tiny, rtol * scale * 1e-3),
-                    equal_nan=True)
+    assert_allclose(
+        ours, ref, rtol=rtol, atol=max(tiny, rtol * scale * 1e-3), equal_nan=True
+    )
 
 
 def _finite_scale(x):
@@ -1379,8 +1543,7 @@ def _finite_scale(x):
     return max(1.0, float(f.max(initial=0)))
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes(), st.booleans())
 def test_prop_logsumexp(xa, keepdims):
     x, axis = xa
@@ -1397,8 +1560,7 @@ def test_prop_logsumexp(xa, keepdims):
     _check_vs_ref(ours, ref, x.dtype, _finite_scale(x) * 1e3)
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes())
 def test_prop_softmax_log_softmax(xa):
     x, axis = xa
@@ -1418,20 +1580,28 @@ def test_prop_softmax_log_softmax(xa):
         sums = np.sum(np.asarray(sm, np.float64), axis=axis, keepdims=True)
         row_ok = np.all(np.isfinite(sm), axis=axis, keepdims=True)
     n = x.size // max(1, sums.size)
-    assert_allclose(sums[np.broadcast_to(row_ok, sums.shape)], 1.0,
-                    rtol=(n + 4) * np.finfo(x.dtype).eps * 4)
+    assert_allclose(
+        sums[np.broadcast_to(row_ok, sums.shape)],
+        1.0,
+        rtol=(n + 4) * np.finfo(x.dtype).eps * 4,
+    )
     # exp(log_softmax) == softmax on the rows where softmax is finite (on
     # rows with +inf, log_softmax is -inf/nan as SciPy's and softmax all nan)
     with np.errstate(all="ignore"):
         e = np.exp(np.asarray(ls))
     ok = np.broadcast_to(row_ok, x.shape)
     tiny = np.finfo(x.dtype).tiny * 4
-    assert_allclose(e[ok], np.asarray(sm)[ok],
-                    rtol=1e-4 if x.dtype == np.float32 else 1e-12, atol=tiny)
+    assert_allclose(
+        e[ok],
+        np.asarray(sm)[ok],
+        rtol=1e-4 if x.dtype == np.float32 else 1e-12,
+        atol=tiny,
+    )
 
 
-@pytest.mark.parametrize("shape,axis", [((2,), None), ((300, 2), 0),
-                                        ((3, 2000), 1), ((40, 2), 1)])
+@pytest.mark.parametrize(
+    "shape,axis", [((2,), None), ((300, 2), 0), ((3, 2000), 1), ((40, 2), 1)]
+)
 def test_jvp_primal_equals_log_softmax_subnormal_terms(shape, axis):
     # found by hypothesis: float32 [0, -88] has a subnormal term exp(-88);
     # the JVP's sum dropped it differently from log_softmax's, so y differed
@@ -1443,18 +1613,19 @@ def test_jvp_primal_equals_log_softmax_subnormal_terms(shape, axis):
         x[..., 1:] = -88
     y, _ = lx.log_softmax_jvp(x, np.ones_like(x), axis=axis)
     assert_array_equal(y, lx.log_softmax(x, axis=axis))
-    assert_allclose(y, sc.log_softmax(x.astype(np.float64), axis=axis),
-                    rtol=1e-6, atol=1e-37)
+    assert_allclose(
+        y, sc.log_softmax(x.astype(np.float64), axis=axis), rtol=1e-6, atol=1e-37
+    )
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes(), st.data())
 def test_prop_jvp_vjp(xa, data):
     x, axis = xa
     width = 32 if x.dtype == np.float32 else 64
-    v = data.draw(hnp.arrays(x.dtype, x.shape,
-                             elements=st.floats(-10, 10, width=width)))
+    v = data.draw(
+        hnp.arrays(x.dtype, x.shape, elements=st.floats(-10, 10, width=width))
+    )
     y, dy = lx.log_softmax_jvp(x, v, axis=axis)
     dx = lx.log_softmax_vjp(y, v, axis=axis)
     for o in (y, dy, dx):
@@ -1472,17 +1643,23 @@ def test_prop_jvp_vjp(xa, data):
     _check_vs_ref(dx, dx_ref, x.dtype, 10 * max(1, nrow) * 2e3)
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes(), st.data(), st.booleans())
 def test_prop_logsumexp_b(xa, data, return_sign):
     # nonnegative weights (incl. zeros) keep the sum well conditioned
     x, axis = xa
     width = 32 if x.dtype == np.float32 else 64
     # (subnormal float64 weights overflow rest/c: see test_b_subnormal_weight)
-    b = data.draw(hnp.arrays(x.dtype, x.shape, elements=st.one_of(
-        st.sampled_from([0.0, 1.0, 0.5, 2.0]),
-        st.floats(0 if width == 32 else 1e-300, 10, width=width))))
+    b = data.draw(
+        hnp.arrays(
+            x.dtype,
+            x.shape,
+            elements=st.one_of(
+                st.sampled_from([0.0, 1.0, 0.5, 2.0]),
+                st.floats(0 if width == 32 else 1e-300, 10, width=width),
+            ),
+        )
+    )
     ours = lx.logsumexp(x, axis=axis, b=b, return_sign=return_sign)
     if not return_sign:
         ours = (ours,)
@@ -1490,8 +1667,9 @@ def test_prop_logsumexp_b(xa, data, return_sign):
         return
     # the spec: SciPy on the entries with b != 0 (lsm_ext ignores b == 0
     # entries even where x is inf/nan; SciPy does not always, see above)
-    ref = _lse_ignoring_zero_b(x.astype(np.float64), b.astype(np.float64),
-                               axis=axis, return_sign=return_sign)
+    ref = _lse_ignoring_zero_b(
+        x.astype(np.float64), b.astype(np.float64), axis=axis, return_sign=return_sign
+    )
     if not return_sign:
         ref = (ref,)
     _check_vs_ref(ours[0], ref[0], x.dtype, _finite_scale(x) * 1e3)
@@ -1499,8 +1677,7 @@ def test_prop_logsumexp_b(xa, data, return_sign):
         _check_vs_ref(ours[1], ref[1], x.dtype, 1.0)
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes())
 def test_prop_axis_empty_tuple(xa):
     # axis=(): no reduction; SciPy's answers elementwise
@@ -1517,8 +1694,7 @@ def test_prop_axis_empty_tuple(xa):
         _check_vs_ref(ours, _sc(name, x64, axis=()), x.dtype, 1.0)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrays_and_axes(finite_only=True))
 def test_prop_finite_rows_identities(xa):
     # finite input: lse = log(sum(exp(x))) directly and shift invariance
@@ -1526,9 +1702,17 @@ def test_prop_finite_rows_identities(xa):
     assume(x.size > 0)
     x64 = x.astype(np.float64)
     lse = lx.logsumexp(x64, axis=axis, keepdims=True)
-    assert_allclose(lse, np.log(np.sum(np.exp(x64), axis=axis, keepdims=True)),
-                    rtol=1e-13, atol=1e-13)
+    assert_allclose(
+        lse,
+        np.log(np.sum(np.exp(x64), axis=axis, keepdims=True)),
+        rtol=1e-13,
+        atol=1e-13,
+    )
     ls = lx.log_softmax(x64, axis=axis)
     assert_allclose(ls, x64 - lse, rtol=1e-13, atol=1e-12)
-    assert_allclose(lx.softmax(x64 + 7.0, axis=axis), lx.softmax(x64, axis=axis),
-                    rtol=1e-12, atol=1e-300)
+    assert_allclose(
+        lx.softmax(x64 + 7.0, axis=axis),
+        lx.softmax(x64, axis=axis),
+        rtol=1e-12,
+        atol=1e-300,
+    )

@@ -28,8 +28,9 @@ def _has_openmp():
         lx.set_num_threads(0 if old == lx.get_num_threads() else old)
 
 
-needs_openmp = pytest.mark.skipif(not _has_openmp(),
-                                  reason="lsm_ext built without OpenMP")
+needs_openmp = pytest.mark.skipif(
+    not _has_openmp(), reason="lsm_ext built without OpenMP"
+)
 
 
 @pytest.fixture
@@ -40,25 +41,37 @@ def restore_threads():
 
 # (shape, axis): short packed rows, rows of one and of several chunks,
 # strided rows, column blocks (axis not last), a 3-d middle axis, all axes
-CASES = [((20000, 8), -1), ((300, 1000), -1), ((40, 3000), -1),
-         ((1000, 300), 0), ((4, 700, 300), 1), ((300, 1000), None),
-         ((3000, 40)[::-1], 0)]
+CASES = [
+    ((20000, 8), -1),
+    ((300, 1000), -1),
+    ((40, 3000), -1),
+    ((1000, 300), 0),
+    ((4, 700, 300), 1),
+    ((300, 1000), None),
+    ((3000, 40)[::-1], 0),
+]
 
 
 def _all_ops(x, v, axis):
     lse = lx.logsumexp(x, axis=axis)
     lse_b, sign = lx.logsumexp(x, axis=axis, b=v, return_sign=True)
     y, dy = lx.log_softmax_jvp(x, v, axis=axis)
-    return [lse, lse_b, sign, lx.softmax(x, axis=axis),
-            lx.log_softmax(x, axis=axis), y, dy,
-            lx.log_softmax_vjp(y, v, axis=axis)]
+    return [
+        lse,
+        lse_b,
+        sign,
+        lx.softmax(x, axis=axis),
+        lx.log_softmax(x, axis=axis),
+        y,
+        dy,
+        lx.log_softmax_vjp(y, v, axis=axis),
+    ]
 
 
 @needs_openmp
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,axis", CASES)
-def test_one_and_two_threads_agree_bit_for_bit(shape, axis, dtype,
-                                               restore_threads):
+def test_one_and_two_threads_agree_bit_for_bit(shape, axis, dtype, restore_threads):
     rng = np.random.default_rng(5)
     x = (4 * rng.standard_normal(shape)).astype(dtype)
     v = rng.standard_normal(shape).astype(dtype)
@@ -151,7 +164,12 @@ def test_forked_child_does_not_hang(tmp_path):
     JAX, refuse fork themselves.)"""
     script = tmp_path / "fork_child.py"
     script.write_text(_FORK_SCRIPT)
-    r = subprocess.run([sys.executable, str(script)], capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "same", "the forked child hung or failed"

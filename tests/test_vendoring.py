@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ["lsm.h", "lsm_exp.h", "lsm_threads.h", "lsm_kernels.c",
-         "lsm_kernels.template.c", "lsm_threads.c"]
+FILES = [
+    "lsm.h",
+    "lsm_exp.h",
+    "lsm_threads.h",
+    "lsm_kernels.c",
+    "lsm_kernels.template.c",
+    "lsm_threads.c",
+]
 
 MAIN = r"""
 #include "lsm.h"
@@ -39,23 +45,45 @@ def test_copied_files_build_and_run(tmp_path):
     objs = []
     for src in ("lsm_kernels.c", "lsm_threads.c"):
         obj = tmp_path / (src + ".o")
-        r = subprocess.run([cc, "-std=c11", "-O2", "-fno-math-errno", "-c",
-                            str(tmp_path / src), "-o", str(obj)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                cc,
+                "-std=c11",
+                "-O2",
+                "-fno-math-errno",
+                "-c",
+                str(tmp_path / src),
+                "-o",
+                str(obj),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         objs.append(str(obj))
     nm = shutil.which("nm")
     if nm:
-        out = subprocess.run([nm, "-g", "--defined-only", *objs], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [nm, "-g", "--defined-only", *objs],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         syms = [ln.split()[-1] for ln in out.splitlines() if len(ln.split()) == 3]
         assert syms and all(s.startswith("lsm_") for s in syms), syms
     exe = tmp_path / "main"
-    r = subprocess.run([cc, "-std=c11", str(tmp_path / "main.c"), *objs, "-lm",
-                        "-o", str(exe)], capture_output=True, text=True)
+    r = subprocess.run(
+        [cc, "-std=c11", str(tmp_path / "main.c"), *objs, "-lm", "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
-    vals = [float(v) for v in subprocess.run([str(exe)], capture_output=True,
-                                              text=True, check=True).stdout.split()]
+    vals = [
+        float(v)
+        for v in subprocess.run(
+            [str(exe)], capture_output=True, text=True, check=True
+        ).stdout.split()
+    ]
     xs = [0.0, -40.0, 1.0, 2.0]
     lse = 2.0 + math.log1p(math.exp(-1) + math.exp(-2) + math.exp(-42))
     for got, x in zip(vals[:4], xs):

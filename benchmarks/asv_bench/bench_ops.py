@@ -63,8 +63,11 @@ class Ops:
 class PeakMemory:
     """Peak memory of a plain call (it allocates its result only)."""
 
-    params = (["4096 x 1024", "4M, axis None"], ["float32", "float64"],
-              ["logsumexp", "softmax", "log_softmax"])
+    params = (
+        ["4096 x 1024", "4M, axis None"],
+        ["float32", "float64"],
+        ["logsumexp", "softmax", "log_softmax"],
+    )
     param_names = ["shape", "dtype", "op"]
 
     def setup(self, shape, dtype, op):

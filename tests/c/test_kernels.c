@@ -145,8 +145,8 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     }
     CHECK(worst_lse <= k, "logsumexp %s order %d n %td: %.2f eps",
           dbl ? "f64" : "f32", order, n, worst_lse);
-    CHECK(worst_y <= k, "jvp y %s order %d n %td: %.2f eps", dbl ? "f64" : "f32",
-          order, n, worst_y);
+    CHECK(worst_y <= k, "jvp y %s order %d n %td: %.2f eps",
+          dbl ? "f64" : "f32", order, n, worst_y);
     CHECK(worst_dy <= k * 8, "jvp dy %s order %d n %td: %.2f eps",
           dbl ? "f64" : "f32", order, n, worst_dy);
 
@@ -177,9 +177,10 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                 sum += p;
                 /* exp of a rounded argument (|z| eps), and the sum d,
                  * whose relative error grows like log2(n) */
-                double tol = eps * (double)pref *
-                                 (fmax(1.0, fabs((double)z)) + log2((double)n)) +
-                             (dbl ? 0x1p-1022 : 0x1p-126);
+                double tol =
+                    eps * (double)pref *
+                        (fmax(1.0, fabs((double)z)) + log2((double)n)) +
+                    (dbl ? 0x1p-1022 : 0x1p-126);
                 worst_p = fmax(worst_p, fabs((double)(p - pref)) / tol);
             }
             worst_sum = fmax(worst_sum, fabs((double)(sum - 1)) / (eps * n));
@@ -241,7 +242,8 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
 #define CHECK_LONG_SOFTMAX(T, SFX)                                             \
     do {                                                                       \
         const ptrdiff_t n = 3300000, xs[3] = {n, 1, 1};                        \
-        T *x = malloc((size_t)n * sizeof(T)), *y = malloc((size_t)n * sizeof(T)); \
+        T *x = malloc((size_t)n * sizeof(T)),                                  \
+          *y = malloc((size_t)n * sizeof(T));                                  \
         for (int c = 0; c < 3; c++) {                                          \
             for (ptrdiff_t i = 0; i < n; i++) {                                \
                 x[i] = c == 2 && i < 1000000 ? -(T)INFINITY : (T)(i % 7) - 3;  \
@@ -265,17 +267,19 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                 /* check_layout's bound: eps (|z| + log2 n) with k = 8 */      \
                 long double z = (long double)x[i] - 3 - logl(d);               \
                 int ok = c < 2 ? isnan(y[i])                                   \
-                         : want == 0 ? y[i] == 0                               \
-                                     : fabsl((long double)y[i] - want) <=      \
-                                           8 * EPS_##SFX * (fabsl(z) + 22) *   \
-                                               want;                           \
+                         : want == 0                                           \
+                             ? y[i] == 0                                       \
+                             : fabsl((long double)y[i] - want) <=              \
+                                   8 * EPS_##SFX * (fabsl(z) + 22) * want;     \
                 if (!ok) {                                                     \
                     i_bad = i;                                                 \
                     want_bad = want;                                           \
                 }                                                              \
             }                                                                  \
-            CHECK(i_bad < 0, "long softmax row " #SFX " case %d: y[%ld] = %Lg, want %Lg", \
-                  c, (long)(i_bad), (long double)y[i_bad < 0 ? 0 : i_bad], want_bad); \
+            CHECK(i_bad < 0,                                                   \
+                  "long softmax row " #SFX " case %d: y[%ld] = %Lg, want %Lg", \
+                  c, (long)(i_bad), (long double)y[i_bad < 0 ? 0 : i_bad],     \
+                  want_bad);                                                   \
         }                                                                      \
         free(x);                                                               \
         free(y);                                                               \
@@ -305,7 +309,10 @@ static void check_special_rows(void) {
         {{inf, nan}, nan, {nan, nan}, {nan, nan}},
         {{-inf, 1}, 1, {-inf, 0}, {0, 1}},
         {{nan, -inf}, nan, {nan, nan}, {nan, nan}},
-        {{0, -40}, 4.248354255291589e-18, {-4.248354255291589e-18, -40}, {1, 4.248354255291589e-18}},
+        {{0, -40},
+         4.248354255291589e-18,
+         {-4.248354255291589e-18, -40},
+         {1, 4.248354255291589e-18}},
     };
     ptrdiff_t xs[3] = {2, 1, 1}, os[2] = {1, 1};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -324,8 +331,8 @@ static void check_special_rows(void) {
         for (int i = 0; i < 2; i++) {
             double w = cases[c].sm[i];
             CHECK(same_or_close(y[i], w),
-                  "special softmax case %zu[%d]: got %g want %g", c, i,
-                  y[i], w);
+                  "special softmax case %zu[%d]: got %g want %g", c, i, y[i],
+                  w);
         }
     }
     /* weighted: b == 0 ignores inf/nan; sign output */
@@ -346,14 +353,17 @@ static void check_special_rows(void) {
 #define DEFINE_CHECK_PIPELINE(T, SFX)                                          \
     static void check_pipeline_##SFX(ptrdiff_t R, ptrdiff_t n) {               \
         const ptrdiff_t N = R * n, s[3] = {n, 1, 1};                           \
-        T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
-        T *y = malloc(sizeof(T) * (size_t)N), *d = malloc(sizeof(T) * (size_t)N); \
-        T *y1 = malloc(sizeof(T) * (size_t)N), *d1 = malloc(sizeof(T) * (size_t)N); \
+        T *x = malloc(sizeof(T) * (size_t)N),                                  \
+          *v = malloc(sizeof(T) * (size_t)N);                                  \
+        T *y = malloc(sizeof(T) * (size_t)N),                                  \
+          *d = malloc(sizeof(T) * (size_t)N);                                  \
+        T *y1 = malloc(sizeof(T) * (size_t)N),                                 \
+          *d1 = malloc(sizeof(T) * (size_t)N);                                 \
         for (ptrdiff_t i = 0; i < N; i++) {                                    \
             x[i] = (T)(4 * nrand());                                           \
             v[i] = (T)nrand();                                                 \
         }                                                                      \
-        for (ptrdiff_t r0 = 0; r0 < R; r0 += 8) { /* in every 8 rows: */      \
+        for (ptrdiff_t r0 = 0; r0 < R; r0 += 8) { /* in every 8 rows: */       \
             T *b = x + r0 * n;                                                 \
             b[1 * n + n - 1] = (T)INFINITY; /* +inf in the last chunk */       \
             for (ptrdiff_t j = 0; j < n; j++) {                                \
@@ -394,7 +404,12 @@ static void check_special_rows(void) {
                       memcmp(d1, dyo, sizeof(T) * (size_t)N) == 0,             \
                   "pipelined jvp " #SFX " n %td in place %d", n, inplace);     \
         }                                                                      \
-        free(x); free(v); free(y); free(d); free(y1); free(d1);                \
+        free(x);                                                               \
+        free(v);                                                               \
+        free(y);                                                               \
+        free(d);                                                               \
+        free(y1);                                                              \
+        free(d1);                                                              \
     }
 DEFINE_CHECK_PIPELINE(double, f64)
 DEFINE_CHECK_PIPELINE(float, f32)
@@ -441,14 +456,15 @@ static void check_pipeline(void) {
             s[1] = 1;                                                          \
             s[2] = n;                                                          \
         }                                                                      \
-        T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
+        T *x = malloc(sizeof(T) * (size_t)N),                                  \
+          *v = malloc(sizeof(T) * (size_t)N);                                  \
         T *a = calloc((size_t)(9 * N), sizeof(T));                             \
         T *b = calloc((size_t)(9 * N), sizeof(T));                             \
         for (ptrdiff_t i = 0; i < N; i++) {                                    \
             x[i] = (T)(4 * nrand());                                           \
             v[i] = (T)nrand();                                                 \
         }                                                                      \
-        if (outer * inner > 2) { /* special rows among regular ones */        \
+        if (outer * inner > 2) { /* special rows among regular ones */         \
             x[N / 2] = (T)INFINITY;                                            \
             x[N / 3] = (T)NAN;                                                 \
         }                                                                      \
@@ -459,15 +475,18 @@ static void check_pipeline(void) {
         CHECK(rc == 0 && memcmp(a, b, sizeof(T) * (size_t)(9 * N)) == 0,       \
               "1 and 2 threads agree: " #SFX " (%td, %td, %td) last %d",       \
               outer, n, inner, axis_last);                                     \
-        free(x); free(v); free(a); free(b);                                    \
+        free(x);                                                               \
+        free(v);                                                               \
+        free(a);                                                               \
+        free(b);                                                               \
     }
 DEFINE_CHECK_THREADS(double, f64)
 DEFINE_CHECK_THREADS(float, f32)
 
 static void check_threads(void) {
     const ptrdiff_t shapes[][4] = {
-        {20000, 8, 1, 1}, {301, 1000, 1, 1}, {3, 3000, 7, 1},
-        {4, 700, 300, 0}, {2, 5, 40000, 0}, {64, 2500, 1, 1},
+        {20000, 8, 1, 1},   {301, 1000, 1, 1}, {3, 3000, 7, 1},
+        {4, 700, 300, 0},   {2, 5, 40000, 0},  {64, 2500, 1, 1},
         {1, 1100000, 1, 1}, /* one long row: its blocks split */
         {1, 1100000, 1, 0}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -489,7 +508,9 @@ static void check_threads(void) {
         lsm_softmax_f32(1, n, 1, x, s, b, s);
         CHECK(memcmp(a, b, sizeof(float) * (size_t)n) == 0,
               "1 and 2 threads agree: softmax of one long row");
-        free(x); free(a); free(b);
+        free(x);
+        free(a);
+        free(b);
     }
     lsm_set_num_threads(3);
     CHECK(lsm_get_num_threads() == 3 || lsm_get_num_threads() == 1,
@@ -598,9 +619,12 @@ static void check_args(void) {
                                      ptrdiff_t inner) {                        \
         const ptrdiff_t N = outer * n * inner;                                 \
         const ptrdiff_t s[3] = {n * inner, inner, 1};                          \
-        T *x = malloc(sizeof(T) * (size_t)N), *v = malloc(sizeof(T) * (size_t)N); \
-        T *y = malloc(sizeof(T) * (size_t)N), *d = malloc(sizeof(T) * (size_t)N); \
-        T *a = malloc(sizeof(T) * (size_t)N), *b = malloc(sizeof(T) * (size_t)N); \
+        T *x = malloc(sizeof(T) * (size_t)N),                                  \
+          *v = malloc(sizeof(T) * (size_t)N);                                  \
+        T *y = malloc(sizeof(T) * (size_t)N),                                  \
+          *d = malloc(sizeof(T) * (size_t)N);                                  \
+        T *a = malloc(sizeof(T) * (size_t)N),                                  \
+          *b = malloc(sizeof(T) * (size_t)N);                                  \
         for (ptrdiff_t i = 0; i < N; i++) {                                    \
             x[i] = (T)(4 * nrand());                                           \
             v[i] = (T)nrand();                                                 \
@@ -629,10 +653,16 @@ static void check_args(void) {
                 lsm_log_softmax_vjp_##SFX(outer, n, inner, a, s, b, s, a, s);  \
             }                                                                  \
             ok = ok && memcmp(a, y, sizeof(T) * (size_t)N) == 0;               \
-            CHECK(ok, "in place == out of place: " #SFX                        \
-                      " op %d (%td, %td, %td)", op, outer, n, inner);          \
+            CHECK(ok,                                                          \
+                  "in place == out of place: " #SFX " op %d (%td, %td, %td)",  \
+                  op, outer, n, inner);                                        \
         }                                                                      \
-        free(x); free(v); free(y); free(d); free(a); free(b);                  \
+        free(x);                                                               \
+        free(v);                                                               \
+        free(y);                                                               \
+        free(d);                                                               \
+        free(a);                                                               \
+        free(b);                                                               \
     }
 DEFINE_CHECK_IN_PLACE(double, f64)
 DEFINE_CHECK_IN_PLACE(float, f32)

@@ -20,9 +20,9 @@ static long double lse_ref(const double *x, int n) {
 }
 
 int main(void) {
-    const double x[ROWS * N] = {0.0, 1.0, 2.0, 3.0, 4.0,  /* */
+    const double x[ROWS * N] = {0.0,     1.0,    2.0,     3.0,    4.0, /* */
                                 -1000.0, -999.0, -1001.0, -998.5, -1000.25,
-                                0.0, -40.0, -40.0, -40.0, -40.0};
+                                0.0,     -40.0,  -40.0,   -40.0,  -40.0};
     double lse[ROWS];
     const ptrdiff_t xs[3] = {N, 1, 1}, os[2] = {1, 1};
     int bad = 0;
@@ -32,7 +32,8 @@ int main(void) {
     for (int r = 0; r < ROWS; r++) {
         const long double ref = lse_ref(x + r * N, N);
         const double err = (double)fabsl((long double)lse[r] - ref);
-        const double tol = 4 * 2.220446049250313e-16 * fmax(1.0, fabs((double)ref));
+        const double tol =
+            4 * 2.220446049250313e-16 * fmax(1.0, fabs((double)ref));
         printf("logsumexp row %d: %.17g (ref %.17Lg)\n", r, lse[r], ref);
         bad |= !(err <= tol);
     }
@@ -58,13 +59,13 @@ int main(void) {
         for (int i = 0; i < N; i++) {
             const long double ref = (long double)xd[i] - l;
             const double err = (double)fabsl((long double)yf[r * N + i] - ref);
-            const double tol =
-                4 * 1.1920929e-7 * fmax(1.0, fmax(fabs(xd[i]), fabs((double)l)));
+            const double tol = 4 * 1.1920929e-7 *
+                               fmax(1.0, fmax(fabs(xd[i]), fabs((double)l)));
             bad |= !(err <= tol);
         }
     }
-    printf("log_softmax f32 row 0: %g %g %g %g %g\n", yf[0], yf[1], yf[2], yf[3],
-           yf[4]);
+    printf("log_softmax f32 row 0: %g %g %g %g %g\n", yf[0], yf[1], yf[2],
+           yf[3], yf[4]);
     printf(bad ? "FAIL\n" : "ok\n");
     return bad;
 }

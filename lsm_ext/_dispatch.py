@@ -8,10 +8,17 @@ array-API path plugs in here too.
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import numpy as np
 
 from . import _numpy
 from ._cupy import is_cupy_array as _is_cupy
+
+# Arrays of any supported library (NumPy, CuPy, array-API namespaces, Dask)
+# and array-likes; results are arrays of the caller's library.
+ArrayLike = Any
+Axis = int | tuple[int, ...] | list[int] | None
 
 _SCALARS = (bool, int, float, complex, list, tuple, np.generic, np.ndarray)
 
@@ -156,7 +163,35 @@ __all__ = [
 ]
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, out=None):
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = ...,
+    b: ArrayLike | None = ...,
+    keepdims: bool = ...,
+    return_sign: Literal[False] = ...,
+    *,
+    out: Any = ...,
+) -> Any: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = ...,
+    b: ArrayLike | None = ...,
+    keepdims: bool = ...,
+    *,
+    return_sign: Literal[True],
+    out: Any = ...,
+) -> tuple[Any, Any]: ...
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = None,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    *,
+    out: Any = None,
+) -> Any:
     """Compute ``log(sum(b * exp(a)))`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.logsumexp`: same
@@ -221,7 +256,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, out=No
     )
 
 
-def softmax(x, axis=None, *, out=None):
+def softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
     """Compute ``exp(x) / sum(exp(x))`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.softmax`.
@@ -258,7 +293,7 @@ def softmax(x, axis=None, *, out=None):
     return be.softmax(x, axis=axis, out=out)
 
 
-def log_softmax(x, axis=None, *, out=None):
+def log_softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
     """Compute ``x - logsumexp(x)`` along the given axes, stably.
 
     A drop-in replacement for :func:`scipy.special.log_softmax`, more
@@ -295,7 +330,9 @@ def log_softmax(x, axis=None, *, out=None):
     return be.log_softmax(x, axis=axis, out=out)
 
 
-def log_softmax_jvp(x, v, axis=None, *, out=None):
+def log_softmax_jvp(
+    x: ArrayLike, v: ArrayLike, axis: Axis = None, *, out: Any = None
+) -> tuple[Any, Any]:
     """Primal and tangent of log_softmax, in one fused pass.
 
     Parameters
@@ -338,7 +375,9 @@ def log_softmax_jvp(x, v, axis=None, *, out=None):
     return be.log_softmax_jvp(x, v, axis=axis, out=out)
 
 
-def log_softmax_vjp(y, g, axis=None, *, out=None):
+def log_softmax_vjp(
+    y: ArrayLike, g: ArrayLike, axis: Axis = None, *, out: Any = None
+) -> Any:
     """Vector-Jacobian product of log_softmax, from its output.
 
     Parameters

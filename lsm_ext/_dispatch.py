@@ -121,37 +121,47 @@ def _via_cupy(back):
     return (cupy.from_dlpack, back, _cupy)
 
 
-def _foreign(name, args, kwargs):
+def _foreign(name, arrays, options):
     """Run `name` on the arrays of a library other than NumPy and CuPy: the C
     kernels through a zero-copy view where possible, else the generic
-    array-API implementation in the arrays' own namespace."""
-    if kwargs.get("out") is not None:
+    array-API implementation in the arrays' own namespace. arrays: every
+    array argument by name (``b`` of logsumexp included, None when absent)."""
+    if options.get("out") is not None:
         raise TypeError(f"{name}: out= is supported for NumPy and CuPy arrays")
-    kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    options = {k: v for k, v in options.items() if k != "out"}
     from array_api_compat import array_namespace
 
-    arrays = [a for a in args if a is not None and not isinstance(a, _SCALARS)]
-    xp = array_namespace(*arrays)  # TypeError for arrays of several libraries
-    for a in args:
+    libs = [a for a in arrays.values() if a is not None and not isinstance(a, _SCALARS)]
+    xp = array_namespace(*libs)  # TypeError for arrays of several libraries
+    for a in arrays.values():
         if isinstance(a, np.ndarray):
             raise TypeError(
                 f"{name}: cannot mix a numpy.ndarray with "
-                f"{type(arrays[0]).__module__}.{type(arrays[0]).__name__}; "
+                f"{type(libs[0]).__module__}.{type(libs[0]).__name__}; "
                 "move the arrays to one library first"
             )
-    route = _zero_copy(arrays)
+    route = _zero_copy(libs)
     if route is not None:
         to, back, backend = route
-        res = getattr(backend, name)(
-            *[to(a) if any(a is b for b in arrays) else a for a in args], **kwargs
-        )
+        conv = {
+            k: to(a) if any(a is lib for lib in libs) else a for k, a in arrays.items()
+        }
+        res = getattr(backend, name)(**conv, **options)
         return tuple(back(r) for r in res) if isinstance(res, tuple) else back(res)
     from . import _generic
 
     # namespaces that wrap NumPy (array-api-strict) would warn where special
     # rows meet inf - inf; the results there are the intended nan/-inf
     with np.errstate(all="ignore"):
-        return getattr(_generic, name)(xp, *args, **kwargs)
+        return getattr(_generic, name)(xp, **arrays, **options)
+
+
+def _route(name, arrays, **options):
+    """Call `name` of the backend that the array arguments (by name) pick."""
+    be = _backend(*arrays.values())
+    if be is None:
+        return _foreign(name, arrays, options)
+    return getattr(be, name)(**arrays, **options)
 
 
 __all__ = [
@@ -244,15 +254,13 @@ def logsumexp(
     >>> lx.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    be = _backend(a, b)
-    if be is None:
-        return _foreign(
-            "logsumexp",
-            (a,),
-            dict(axis=axis, b=b, keepdims=keepdims, return_sign=return_sign, out=out),
-        )
-    return be.logsumexp(
-        a, axis=axis, b=b, keepdims=keepdims, out=out, return_sign=return_sign
+    return _route(
+        "logsumexp",
+        dict(a=a, b=b),
+        axis=axis,
+        keepdims=keepdims,
+        return_sign=return_sign,
+        out=out,
     )
 
 
@@ -287,10 +295,7 @@ def softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
     >>> lx.softmax([0.0, 0.0, 0.0, 0.0])
     array([0.25, 0.25, 0.25, 0.25])
     """
-    be = _backend(x)
-    if be is None:
-        return _foreign("softmax", (x,), dict(axis=axis, out=out))
-    return be.softmax(x, axis=axis, out=out)
+    return _route("softmax", dict(x=x), axis=axis, out=out)
 
 
 def log_softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
@@ -324,10 +329,7 @@ def log_softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
     >>> float(lx.log_softmax([0.0, -40.0])[0])
     -4.248354255291589e-18
     """
-    be = _backend(x)
-    if be is None:
-        return _foreign("log_softmax", (x,), dict(axis=axis, out=out))
-    return be.log_softmax(x, axis=axis, out=out)
+    return _route("log_softmax", dict(x=x), axis=axis, out=out)
 
 
 def log_softmax_jvp(
@@ -362,17 +364,7 @@ def log_softmax_jvp(
     >>> dy
     array([-1.,  1.])
     """
-    be = _backend(x, v)
-    if be is None:
-        return _foreign(
-            "log_softmax_jvp",
-            (
-                x,
-                v,
-            ),
-            dict(axis=axis, out=out),
-        )
-    return be.log_softmax_jvp(x, v, axis=axis, out=out)
+    return _route("log_softmax_jvp", dict(x=x, v=v), axis=axis, out=out)
 
 
 def log_softmax_vjp(
@@ -405,14 +397,4 @@ def log_softmax_vjp(
     >>> lx.log_softmax_vjp(np.log([0.5, 0.5]), [1.0, 0.0])
     array([ 0.5, -0.5])
     """
-    be = _backend(y, g)
-    if be is None:
-        return _foreign(
-            "log_softmax_vjp",
-            (
-                y,
-                g,
-            ),
-            dict(axis=axis, out=out),
-        )
-    return be.log_softmax_vjp(y, g, axis=axis, out=out)
+    return _route("log_softmax_vjp", dict(y=y, g=g), axis=axis, out=out)

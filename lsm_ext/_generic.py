@@ -113,7 +113,10 @@ def logsumexp(xp, a, axis=None, b=None, keepdims=False, return_sign=False):
     if a.ndim == 0:
         a = xp.reshape(a, (1,))
     if b is not None:
-        b = xp.astype(xp.asarray(b), cdt)
+        if isinstance(b, (bool, int, float, complex, list, tuple)):
+            b = xp.asarray(b, dtype=cdt)
+        else:  # an array of xp already (asarray would copy a tensor's grad flag)
+            b = xp.astype(b, cdt)
         shape = np.broadcast_shapes(a.shape, b.shape)
         a = xp.broadcast_to(a, shape)
         b = xp.broadcast_to(b, shape)

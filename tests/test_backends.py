@@ -224,3 +224,20 @@ def test_zero_copy_route_runs_the_c_kernels(backend):
         r = f(to(x), axis=1)
         assert isinstance(r, kind)
         np.testing.assert_array_equal(back(r), f(x, axis=1))
+
+
+def test_weights_of_logsumexp_join_the_dispatch():
+    """b picks the route with a: a NumPy b beside a torch a is two libraries
+    (TypeError), and a b that requires grad takes the generic path, with its
+    gradient (d/db log sum b e^a = e^a / sum b e^a)."""
+    torch = _need("torch")
+    a = torch.tensor(np.random.default_rng(8).standard_normal((3, 4)))
+    with pytest.raises(TypeError):
+        lx.logsumexp(a, axis=1, b=np.ones((3, 4)))
+    b = torch.full((3, 4), 0.5, dtype=torch.float64, requires_grad=True)
+    r = lx.logsumexp(a, axis=1, b=b)
+    assert r.requires_grad
+    r.sum().backward()
+    e = torch.exp(a)
+    want = e / (0.5 * e).sum(1, keepdim=True)
+    torch.testing.assert_close(b.grad, want, rtol=1e-12, atol=1e-12)

@@ -673,162 +673,109 @@ static int FN(row_stats_split_)(const T *x, ptrdiff_t sx, const T *v,
  * by side; row j of the block starts at base + j * s. Each function keeps
  * per-column state in small arrays and vectorises across columns. */
 
-/* The state of a strip of columns, kept in registers while the strip's rows
- * are read (see cols_strip_). */
-typedef struct {
-    T mm[LSM_STRIP(T)]; /* running maxima */
-    T sh[LSM_STRIP(T)]; /* the shift: mm, or 0 where mm is -inf */
-    T cc[LSM_STRIP(T)]; /* partial counts of entries equal to the max */
-    T rr[LSM_STRIP(T)]; /* partial sums of exp(x - mm) over the others */
-    T tt[LSM_STRIP(T)]; /* partial sums of exp(x - mm) * v */
-} FN(strip_);
-
-/* U rows (s apart; v at q, or NULL) of a strip of kw columns: their maxima
- * first, compared with the running ones once for the U rows (a rise, rare
- * after the first rows, moves the partial sums into the double state and
- * rescales it), then one exp per element. */
-static LSM_ALWAYS_INLINE void
-FN(strip_rows_)(FN(strip_) *restrict z, const T *r, ptrdiff_t s, const T *q,
-                ptrdiff_t vs, int U, ptrdiff_t kw, double *restrict c,
-                double *restrict rest, double *restrict tv) {
-    T cm[LSM_STRIP(T)];
-    int grow = 0;
-#pragma omp simd
-    for (ptrdiff_t k = 0; k < kw; k++) {
-        cm[k] = z->mm[k];
-    }
-    for (int u = 0; u < U; u++) {
-        const T *restrict ru = r + u * s;
-#pragma omp simd
-        for (ptrdiff_t k = 0; k < kw; k++) {
-            cm[k] = ru[k] > cm[k] ? ru[k] : cm[k];
-        }
-    }
-#pragma omp simd reduction(| : grow)
-    for (ptrdiff_t k = 0; k < kw; k++) {
-        grow |= cm[k] > z->mm[k];
-    }
-    if (grow) {
-#pragma omp simd
-        for (ptrdiff_t k = 0; k < kw; k++) {
-            int g = cm[k] > z->mm[k];
-            double f = g ? (double)EXP(z->mm[k] - cm[k]) : 1.0;
-            double cs = c[k] + (double)z->cc[k];
-            double rs = rest[k] + (double)z->rr[k];
-            rest[k] = g ? (rs + cs) * f : rs;
-            c[k] = g ? 0.0 : cs;
-            tv[k] = (tv[k] + (double)z->tt[k]) * f;
-            z->cc[k] = z->rr[k] = z->tt[k] = 0;
-            z->mm[k] = cm[k];
-            /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
-            z->sh[k] = cm[k] == -T_INF ? (T)0 : cm[k];
-        }
-    }
-    for (int u = 0; u < U; u++) {
-        const T *restrict ru = r + u * s;
-        if (q) {
-            const T *restrict qu = q + u * vs;
-#pragma omp simd
-            for (ptrdiff_t k = 0; k < kw; k++) {
-                T t = EXPSUM(ru[k] - z->sh[k]);
-                int at_max = ru[k] == z->sh[k];
-                z->rr[k] += at_max ? (T)0 : t;
-                z->cc[k] += at_max ? (T)1 : (T)0;
-                z->tt[k] += t * qu[k];
-            }
-        } else {
-#pragma omp simd
-            for (ptrdiff_t k = 0; k < kw; k++) {
-                T t = EXPSUM(ru[k] - z->sh[k]);
-                int at_max = ru[k] == z->sh[k];
-                z->rr[k] += at_max ? (T)0 : t;
-                z->cc[k] += at_max ? (T)1 : (T)0;
-            }
-        }
-    }
-}
-
-/* Rows [0, J) (J <= 64) of a strip of kw <= LSM_STRIP(T) columns starting at
- * r0 (rows s apart; v likewise at q0, or NULL): the strip's maxima and
- * partial sums stay in registers over the rows (the strip is two SIMD
- * vectors wide), one load and one exp per element; at the end the partial
- * sums (at most J terms each) are added to the double state (per column m,
- * c, rest, tv as in STATS). The first pfn rows of the next chunk (rows
- * [J, J + pfn)) are prefetched on the way: a strip reads a few lines from
- * each of many rows, a pattern the hardware prefetchers follow late. */
-static LSM_ALWAYS_INLINE void
-FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
-                ptrdiff_t J, ptrdiff_t pfn, ptrdiff_t kw, T *restrict m,
-                double *restrict c, double *restrict rest,
-                double *restrict tv) {
-    enum { U = 4 };
-    FN(strip_) z;
-#pragma omp simd
-    for (ptrdiff_t k = 0; k < kw; k++) {
-        z.mm[k] = m[k];
-        z.sh[k] = m[k] == -T_INF ? (T)0 : m[k];
-        z.cc[k] = z.rr[k] = z.tt[k] = 0;
-    }
-    if (J <= 2 * U) {
-        /* short columns (or the last few rows: nothing left to prefetch):
-         * one group, one comparison of the maxima */
-        FN(strip_rows_)(&z, r0, s, q0, vs, (int)J, kw, c, rest, tv);
-    } else {
-        ptrdiff_t j = 0;
-        for (; j + U <= J; j += U) {
-            for (ptrdiff_t u = j; u < j + U && u < pfn; u++) {
-                FN(prefetch_)(r0 + (J + u) * s, kw, 0);
-                if (q0) {
-                    FN(prefetch_)(q0 + (J + u) * vs, kw, 0);
-                }
-            }
-            FN(strip_rows_)
-            (&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, U, kw, c, rest,
-             tv);
-        }
-        if (j < J) {
-            FN(strip_rows_)
-            (&z, r0 + j * s, s, q0 ? q0 + j * vs : NULL, vs, (int)(J - j), kw,
-             c, rest, tv);
-        }
-    }
-#pragma omp simd
-    for (ptrdiff_t k = 0; k < kw; k++) {
-        m[k] = z.mm[k];
-        c[k] += (double)z.cc[k];
-        rest[k] += (double)z.rr[k];
-        tv[k] += (double)z.tt[k];
-    }
-}
-
-/* Online per-column statistics of a block of w columns (rows s apart, v at
- * vbase rows vs apart or NULL): rows in chunks of LSM_COL_ROWS, each chunk
- * strip by strip with the strip's state in registers. */
+/* Online per-column statistics of a block of w <= LSM_COLS(T) columns (rows
+ * s apart from base; v at vbase, rows vs apart, or NULL): per column m, c,
+ * rest, tv as in STATS. The rows go in chunks of LSM_COL_ROWS, and each
+ * pass over a chunk reads it row by row, each row's segment front to back:
+ * one short sequential stream at a time, whatever the stride. (Reading a
+ * strip of columns down the chunk instead keeps the state in registers,
+ * but the rows it reads side by side then share cache sets, and at a
+ * stride of a multiple of 4 KB they ran 1.5x slower.) A chunk's maxima come
+ * first (a max per element, no exp), so that the state is raised and
+ * rescaled at most once per chunk; then one exp per element against the
+ * fixed shift, into partial sums of at most LSM_COL_ROWS terms in T that
+ * are added to the double state at the end of the chunk. Where every
+ * element of the chunk is below its column's max (common once the first
+ * rows are in), the exp loop skips the count of entries at the max. The
+ * exp pass prefetches the next chunk, a row per row. */
 static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                             ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
                             T *restrict m, double *restrict c,
                             double *restrict rest, double *restrict tv) {
-    enum { SW = LSM_STRIP(T) };
+    T cm[LSM_COLS(T)], sh[LSM_COLS(T)];
+    T cc[LSM_COLS(T)], rr[LSM_COLS(T)], tt[LSM_COLS(T)];
     for (ptrdiff_t k = 0; k < w; k++) {
         m[k] = -T_INF;
         c[k] = rest[k] = tv[k] = 0;
     }
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_COL_ROWS) {
-        ptrdiff_t J = n - j0 < LSM_COL_ROWS ? n - j0 : LSM_COL_ROWS;
-        ptrdiff_t left = n - j0 - J;
-        ptrdiff_t pfn = left < J ? left : J;
+        const ptrdiff_t J = n - j0 < LSM_COL_ROWS ? n - j0 : LSM_COL_ROWS;
+        const ptrdiff_t left = n - j0 - J;
+        const ptrdiff_t pfn = left < J ? left : J;
         const T *r0 = base + j0 * s;
         const T *q0 = vbase ? vbase + j0 * vs : NULL;
-        ptrdiff_t k0 = 0;
-        for (; k0 + SW <= w; k0 += SW) {
-            FN(cols_strip_)
-            (r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn, SW, m + k0, c + k0,
-             rest + k0, tv + k0);
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < w; k++) {
+            cm[k] = -T_INF;
         }
-        if (k0 < w) {
-            FN(cols_strip_)
-            (r0 + k0, s, q0 ? q0 + k0 : NULL, vs, J, pfn, w - k0, m + k0,
-             c + k0, rest + k0, tv + k0);
+        for (ptrdiff_t j = 0; j < J; j++) {
+            const T *restrict ru = r0 + j * s;
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < w; k++) {
+                cm[k] = ru[k] > cm[k] ? ru[k] : cm[k];
+            }
+        }
+        int grow = 0, below = 1;
+#pragma omp simd reduction(| : grow) reduction(& : below)
+        for (ptrdiff_t k = 0; k < w; k++) {
+            grow |= cm[k] > m[k];
+            below &= cm[k] < m[k];
+        }
+        if (grow) {
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < w; k++) {
+                const int g = cm[k] > m[k];
+                const double f = g ? (double)EXP(m[k] - cm[k]) : 1.0;
+                rest[k] = g ? (rest[k] + c[k]) * f : rest[k];
+                c[k] = g ? 0.0 : c[k];
+                tv[k] *= f;
+                m[k] = g ? cm[k] : m[k];
+            }
+        }
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < w; k++) {
+            /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
+            sh[k] = m[k] == -T_INF ? (T)0 : m[k];
+            cc[k] = rr[k] = tt[k] = 0;
+        }
+        for (ptrdiff_t j = 0; j < J; j++) {
+            const T *restrict ru = r0 + j * s;
+            if (j < pfn) {
+                FN(prefetch_)(ru + J * s, w, 0);
+                if (q0) {
+                    FN(prefetch_)(q0 + (J + j) * vs, w, 0);
+                }
+            }
+            if (q0) {
+                const T *restrict qu = q0 + j * vs;
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const T t = EXPSUM(ru[k] - sh[k]);
+                    const int at_max = ru[k] == sh[k];
+                    rr[k] += at_max ? (T)0 : t;
+                    cc[k] += at_max ? (T)1 : (T)0;
+                    tt[k] += t * qu[k];
+                }
+            } else if (below) {
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    rr[k] += EXPSUM(ru[k] - sh[k]);
+                }
+            } else {
+#pragma omp simd
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const T t = EXPSUM(ru[k] - sh[k]);
+                    const int at_max = ru[k] == sh[k];
+                    rr[k] += at_max ? (T)0 : t;
+                    cc[k] += at_max ? (T)1 : (T)0;
+                }
+            }
+        }
+#pragma omp simd
+        for (ptrdiff_t k = 0; k < w; k++) {
+            c[k] += (double)cc[k];
+            rest[k] += (double)rr[k];
+            tv[k] += (double)tt[k];
         }
     }
 }
@@ -1112,13 +1059,10 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
         }                                                                      \
     } while (0)
 
-/* Column block width: a row segment of about 4 KB, so that rows at a large
- * power-of-two stride still spread over all L1 sets. */
+/* Column block width: LSM_COL_BYTES of a row. */
 static ptrdiff_t FN(block_width_)(ptrdiff_t n, ptrdiff_t inner) {
     (void)n;
-    ptrdiff_t w = (ptrdiff_t)(4096 / sizeof(T));
-    w = w > LSM_COLS ? LSM_COLS : w;
-    return w < inner ? w : inner;
+    return LSM_COLS(T) < inner ? LSM_COLS(T) : inner;
 }
 
 /* Column block i of an inner-contiguous view cut into blocks of W columns:
@@ -1144,10 +1088,10 @@ static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                 ptrdiff_t inner, const T *x,
                                 const ptrdiff_t xs[3], T *out,
                                 const ptrdiff_t os[2]) {
-    T m[LSM_COLS];
-    double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
-    T lm[LSM_COLS], rd[LSM_COLS];
-    unsigned char special[LSM_COLS];
+    T m[LSM_COLS(T)];
+    double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
+    T lm[LSM_COLS(T)], rd[LSM_COLS(T)];
+    unsigned char special[LSM_COLS(T)];
     const ptrdiff_t W = FN(block_width_)(n, inner);
     for (ptrdiff_t i = lo; i < hi; i++) {
         ptrdiff_t o, k0;
@@ -1590,10 +1534,10 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                const ptrdiff_t vs[3], T *y,
                                const ptrdiff_t ys[3], T *dy,
                                const ptrdiff_t dys[3]) {
-    T m[LSM_COLS], lm[LSM_COLS], rd[LSM_COLS], q[LSM_COLS];
-    T bx[LSM_COLS], bv[LSM_COLS];
-    double c[LSM_COLS], rest[LSM_COLS], tv[LSM_COLS];
-    unsigned char special[LSM_COLS];
+    T m[LSM_COLS(T)], lm[LSM_COLS(T)], rd[LSM_COLS(T)], q[LSM_COLS(T)];
+    T bx[LSM_COLS(T)], bv[LSM_COLS(T)];
+    double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
+    unsigned char special[LSM_COLS(T)];
     const ptrdiff_t W = FN(block_width_)(n, inner);
     for (ptrdiff_t i = lo; i < hi; i++) {
         ptrdiff_t o, k0;
@@ -1727,8 +1671,8 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                 const ptrdiff_t gs[3], T *dx,
                                 const ptrdiff_t dxs[3]) {
     T by[LSM_CHUNK], bg[LSM_CHUNK];
-    double s[LSM_COLS];
-    T ss[LSM_COLS], sT[LSM_COLS];
+    double s[LSM_COLS(T)];
+    T ss[LSM_COLS(T)], sT[LSM_COLS(T)];
     const ptrdiff_t W = FN(block_width_)(n, inner);
     for (ptrdiff_t i = lo; i < hi; i++) {
         ptrdiff_t o, k0;

@@ -1059,43 +1059,60 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
         }                                                                      \
     } while (0)
 
-/* Column block width: LSM_COL_BYTES of a row. */
-static ptrdiff_t FN(block_width_)(ptrdiff_t n, ptrdiff_t inner) {
-    (void)n;
-    return LSM_COLS(T) < inner ? LSM_COLS(T) : inner;
+/* The column blocks of an inner-contiguous view: LSM_COL_BYTES of each
+ * row, the first block shortened to end on a 64-byte boundary of the data,
+ * so that the other blocks' row segments start on a cache line (when the
+ * outer stride keeps that boundary in the same column; rows are at a
+ * multiple of 64 bytes in most arrays large enough to matter). Measured (1
+ * thread, avx512, float32 axis 0 of (2048, 4096) at 16 bytes past a line,
+ * as NumPy's large arrays are): logsumexp 0.6x the time of blocks from
+ * column 0, softmax 0.65-0.75x, log_softmax 0.76x, JVP 0.78x. */
+typedef struct {
+    ptrdiff_t inner; /* columns per outer index */
+    ptrdiff_t W;     /* block width */
+    ptrdiff_t shift; /* block j >= 1 starts at shift + j * W (shift <= 0) */
+    ptrdiff_t nb;    /* blocks per outer index */
+} FN(colblocks_);
+
+static FN(colblocks_) FN(col_layout_)(const T *p, ptrdiff_t outer, ptrdiff_t s0,
+                                      ptrdiff_t inner) {
+    const uintptr_t a = (uintptr_t)p;
+    const ptrdiff_t line = (ptrdiff_t)(64 / sizeof(T));
+    FN(colblocks_) L = {inner, LSM_COLS(T), 0, 1};
+    if (a % sizeof(T) == 0 && a % 64 != 0 &&
+        (outer == 1 || (s0 * (ptrdiff_t)sizeof(T)) % 64 == 0)) {
+        L.shift = (ptrdiff_t)((64 - a % 64) / sizeof(T)) - line;
+    }
+    if (inner - L.shift > L.W) {
+        L.nb = (inner - L.shift + L.W - 1) / L.W;
+    }
+    return L;
 }
 
-/* Column block i of an inner-contiguous view cut into blocks of W columns:
- * its outer index *o, first column *k0; returns its width. */
-static ptrdiff_t FN(col_block_)(ptrdiff_t i, ptrdiff_t inner, ptrdiff_t W,
+/* Column block i (of outer * L->nb): its outer index *o, first column *k0;
+ * returns its width (at most LSM_COLS(T)). */
+static ptrdiff_t FN(col_block_)(const FN(colblocks_) * L, ptrdiff_t i,
                                 ptrdiff_t *o, ptrdiff_t *k0) {
-    const ptrdiff_t nb = (inner + W - 1) / W;
-    *o = i / nb;
-    *k0 = (i % nb) * W;
-    return inner - *k0 < W ? inner - *k0 : W;
+    const ptrdiff_t j = i % L->nb;
+    const ptrdiff_t end = L->shift + (j + 1) * L->W;
+    *o = i / L->nb;
+    *k0 = j == 0 ? 0 : L->shift + j * L->W;
+    return (end < L->inner ? end : L->inner) - *k0;
 }
 
-/* How many column blocks an (outer, n, inner) view has. */
-static ptrdiff_t FN(col_blocks_)(ptrdiff_t outer, ptrdiff_t n,
-                                 ptrdiff_t inner) {
-    const ptrdiff_t W = FN(block_width_)(n, inner);
-    return outer * ((inner + W - 1) / W);
-}
-
-/* logsumexp of the column blocks [lo, hi) (block i: o = i / nb, columns
- * from (i % nb) * W, W wide) of an inner-contiguous view. */
+/* logsumexp of the column blocks [lo, hi) (see col_block_) of an
+ * inner-contiguous view. */
 static void FN(lse_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
-                                ptrdiff_t inner, const T *x,
+                                const FN(colblocks_) * L, const T *x,
                                 const ptrdiff_t xs[3], T *out,
                                 const ptrdiff_t os[2]) {
     T m[LSM_COLS(T)];
     double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
     T lm[LSM_COLS(T)], rd[LSM_COLS(T)];
     unsigned char special[LSM_COLS(T)];
-    const ptrdiff_t W = FN(block_width_)(n, inner);
     for (ptrdiff_t i = lo; i < hi; i++) {
         ptrdiff_t o, k0;
-        const ptrdiff_t w = FN(col_block_)(i, inner, W, &o, &k0);
+        const ptrdiff_t w = FN(col_block_)(L, i, &o, &k0);
         const T *base = x + o * xs[0] + k0;
         FN(cols_stats_)(base, xs[1], NULL, 0, n, w, m, c, rest, tv);
         FN(cols_finish_)(w, m, c, rest, lm, rd, special);
@@ -1167,8 +1184,9 @@ int API(lsm_logsumexp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         return LSM_OK;
     }
     if (xs[1] != 1 && xs[2] == 1 && inner > 1) {
-        LSM_SHARED(FN(col_blocks_)(outer, n, inner), 1, work,
-                   FN(lse_cols_range_)(lo_, hi_, n, inner, x, xs, out, os));
+        const FN(colblocks_) L = FN(col_layout_)(x, outer, xs[0], inner);
+        LSM_SHARED(outer * L.nb, 1, work,
+                   FN(lse_cols_range_)(lo_, hi_, n, &L, x, xs, out, os));
         return LSM_OK;
     }
     if (n >= LSM_SPLIT_MIN && rows < lsm_get_num_threads()) {
@@ -1529,7 +1547,7 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
  * stride 1 along inner). */
 static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
-                               ptrdiff_t inner, const T *x,
+                               const FN(colblocks_) * L, const T *x,
                                const ptrdiff_t xs[3], const T *v,
                                const ptrdiff_t vs[3], T *y,
                                const ptrdiff_t ys[3], T *dy,
@@ -1538,10 +1556,9 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     T bx[LSM_COLS(T)], bv[LSM_COLS(T)];
     double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
     unsigned char special[LSM_COLS(T)];
-    const ptrdiff_t W = FN(block_width_)(n, inner);
     for (ptrdiff_t i = lo; i < hi; i++) {
         ptrdiff_t o, k0;
-        const ptrdiff_t w = FN(col_block_)(i, inner, W, &o, &k0);
+        const ptrdiff_t w = FN(col_block_)(L, i, &o, &k0);
         const T *xb = x + o * xs[0] + k0;
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
@@ -1619,10 +1636,10 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const T *x, const ptrdiff_t xs[3], const T *v,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],
                         T *dy, const ptrdiff_t dys[3]) {
-    LSM_SHARED(FN(col_blocks_)(outer, n, inner), 1,
-               outer * inner * n * (op == 2 ? 2 : 1),
-               FN(colwise_range_)(op, lo_, hi_, n, inner, x, xs, v, vs, y, ys,
-                                  dy, dys));
+    const FN(colblocks_) L = FN(col_layout_)(x, outer, xs[0], inner);
+    LSM_SHARED(
+        outer * L.nb, 1, outer * inner * n * (op == 2 ? 2 : 1),
+        FN(colwise_range_)(op, lo_, hi_, n, &L, x, xs, v, vs, y, ys, dy, dys));
     return LSM_OK;
 }
 
@@ -1666,17 +1683,16 @@ int API(lsm_log_softmax_jvp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
 
 /* VJP of the column blocks [lo, hi) of an inner-contiguous view. */
 static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
-                                ptrdiff_t inner, const T *y,
+                                const FN(colblocks_) * L, const T *y,
                                 const ptrdiff_t ys[3], const T *g,
                                 const ptrdiff_t gs[3], T *dx,
                                 const ptrdiff_t dxs[3]) {
     T by[LSM_CHUNK], bg[LSM_CHUNK];
     double s[LSM_COLS(T)];
     T ss[LSM_COLS(T)], sT[LSM_COLS(T)];
-    const ptrdiff_t W = FN(block_width_)(n, inner);
     for (ptrdiff_t i = lo; i < hi; i++) {
         ptrdiff_t o, k0;
-        const ptrdiff_t w = FN(col_block_)(i, inner, W, &o, &k0);
+        const ptrdiff_t w = FN(col_block_)(L, i, &o, &k0);
         const T *yb = y + o * ys[0] + k0;
         const T *gb = g + o * gs[0] + k0;
         T *db = dx + o * dxs[0] + k0;
@@ -1758,9 +1774,9 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(y && g && dx);
     const ptrdiff_t work = 2 * outer * inner * n;
     if (gs[1] != 1 && inner > 1 && ys[2] == 1 && gs[2] == 1 && dxs[2] == 1) {
-        LSM_SHARED(
-            FN(col_blocks_)(outer, n, inner), 1, work,
-            FN(vjp_cols_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx, dxs));
+        const FN(colblocks_) L = FN(col_layout_)(y, outer, ys[0], inner);
+        LSM_SHARED(outer * L.nb, 1, work,
+                   FN(vjp_cols_range_)(lo_, hi_, n, &L, y, ys, g, gs, dx, dxs));
         return LSM_OK;
     }
     LSM_SHARED(outer * inner, 1, work,

@@ -1708,6 +1708,9 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
             }
             for (ptrdiff_t j = j0; j < j1; j++) {
                 const T *restrict gr = gb + j * gs[1];
+                if (j + LSM_COL_ROWS < n) {
+                    FN(prefetch_)(gr + LSM_COL_ROWS * gs[1], w, 0);
+                }
 #pragma omp simd
                 for (ptrdiff_t k = 0; k < w; k++) {
                     ss[k] += gr[k];
@@ -1721,6 +1724,12 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
             sT[k] = (T)s[k];
         }
         for (ptrdiff_t j = 0; j < n; j++) {
+            if (j + LSM_AHEAD < n) {
+                const ptrdiff_t ja = j + LSM_AHEAD;
+                FN(prefetch_)(yb + ja * ys[1], w, 0);
+                FN(prefetch_)(gb + ja * gs[1], w, 0);
+                FN(prefetch_)(db + ja * dxs[1], w, 1);
+            }
             const T *restrict yr =
                 FN(load_)(yb + j * ys[1], 1, w, by, yb == db);
             const T *restrict gr =

@@ -108,6 +108,33 @@
 #define LSM_SHORT 64
 #define LSM_SHORT_BLOCK 1024
 
+/* F(R, n, ...) with n a compile-time constant for n = 2..16 (loops over a
+ * short row then vectorise), else with n as it is. */
+#define LSM_CASE_(F, N, ...)                                                   \
+    case N:                                                                    \
+        F(R, N, __VA_ARGS__);                                                  \
+        break;
+#define LSM_SHORT_CASES(F, ...)                                                \
+    switch (n) {                                                               \
+        LSM_CASE_(F, 2, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 3, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 4, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 5, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 6, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 7, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 8, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 9, __VA_ARGS__)                                           \
+        LSM_CASE_(F, 10, __VA_ARGS__)                                          \
+        LSM_CASE_(F, 11, __VA_ARGS__)                                          \
+        LSM_CASE_(F, 12, __VA_ARGS__)                                          \
+        LSM_CASE_(F, 13, __VA_ARGS__)                                          \
+        LSM_CASE_(F, 14, __VA_ARGS__)                                          \
+        LSM_CASE_(F, 15, __VA_ARGS__)                                          \
+        LSM_CASE_(F, 16, __VA_ARGS__)                                          \
+    default:                                                                   \
+        F(R, n, __VA_ARGS__);                                                  \
+    }
+
 /* Rows ahead that the column passes prefetch: rows at a large stride are
  * each a separate short stream that the hardware prefetchers pick up late. */
 #define LSM_AHEAD 4

@@ -688,6 +688,13 @@ int main(void) {
             }
         }
     }
+    /* every short length that has its own transpose instance (2..16) and
+     * the ones either side, over several blocks of the short-row path */
+    for (int dbl = 0; dbl < 2; dbl++) {
+        for (ptrdiff_t n = 1; n <= 17; n++) {
+            check_layout(1500, n, 1, 0, dbl);
+        }
+    }
     /* a row longer than LSM_SEGS chunks: softmax's segments of 2 chunks */
     for (int dbl = 0; dbl < 2; dbl++) {
         check_layout(1, 1100000, 1, 0, dbl); /* contiguous */

@@ -108,8 +108,9 @@
 #define LSM_SHORT 64
 #define LSM_SHORT_BLOCK 1024
 
-/* F(R, n, ...) with n a compile-time constant for n = 2..16 (loops over a
- * short row then vectorise), else with n as it is. */
+/* F(R, n, ...), R and n those of the calling scope, with n a compile-time
+ * constant for n = 2..16 (loops over a short row then vectorise), else with
+ * n as it is. */
 #define LSM_CASE_(F, N, ...)                                                   \
     case N:                                                                    \
         F(R, N, __VA_ARGS__);                                                  \

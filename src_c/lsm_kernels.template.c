@@ -864,43 +864,31 @@ static void FN(short_special_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
  * thread, avx512) logsumexp of (1M, 8) 0.74-0.83x the time, (2M, 4)
  * 0.71x, (500k, 16) 0.77x, softmax and log_softmax 0.65-0.84x; float64,
  * whose exp costs twice as much, showed no gain (0.95-1.16x). */
-static LSM_ALWAYS_INLINE void FN(transpose_in_n_)(ptrdiff_t R, ptrdiff_t n,
-                                                  const T *restrict x,
-                                                  T *restrict xt) {
+static LSM_ALWAYS_INLINE void FN(transpose_n_)(ptrdiff_t R, ptrdiff_t n,
+                                               const T *restrict a,
+                                               T *restrict b, int back) {
 #pragma omp simd
     for (ptrdiff_t r = 0; r < R; r++) {
         for (ptrdiff_t j = 0; j < n; j++) {
-            xt[j * R + r] = x[r * n + j];
+            if (back) {
+                b[r * n + j] = a[j * R + r];
+            } else {
+                b[j * R + r] = a[r * n + j];
+            }
         }
     }
 }
 
-static LSM_ALWAYS_INLINE void FN(transpose_out_n_)(ptrdiff_t R, ptrdiff_t n,
-                                                   const T *restrict yt,
-                                                   T *restrict y) {
-#pragma omp simd
-    for (ptrdiff_t r = 0; r < R; r++) {
-        for (ptrdiff_t j = 0; j < n; j++) {
-            y[r * n + j] = yt[j * R + r];
-        }
-    }
-}
-
-static void FN(transpose_in_)(ptrdiff_t R, ptrdiff_t n, const T *restrict x,
-                              T *restrict xt) {
-    if (sizeof(T) == 4) {
-        LSM_SHORT_CASES(FN(transpose_in_n_), x, xt)
+/* R rows of n elements at a into the transposed block b (back = 0), or the
+ * transposed block a back into rows at b (back = 1). */
+static void FN(transpose_)(ptrdiff_t R, ptrdiff_t n, const T *restrict a,
+                           T *restrict b, int back) {
+    if (sizeof(T) == 4 && back) {
+        LSM_SHORT_CASES(FN(transpose_n_), a, b, 1)
+    } else if (sizeof(T) == 4) {
+        LSM_SHORT_CASES(FN(transpose_n_), a, b, 0)
     } else {
-        FN(transpose_in_n_)(R, n, x, xt);
-    }
-}
-
-static void FN(transpose_out_)(ptrdiff_t R, ptrdiff_t n, const T *restrict yt,
-                               T *restrict y) {
-    if (sizeof(T) == 4) {
-        LSM_SHORT_CASES(FN(transpose_out_n_), yt, y)
-    } else {
-        FN(transpose_out_n_)(R, n, yt, y);
+        FN(transpose_n_)(R, n, a, b, back);
     }
 }
 
@@ -913,9 +901,9 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
     T m[LSM_CHUNK], c[LSM_CHUNK], rest[LSM_CHUNK], l[LSM_CHUNK];
     T tv[LSM_CHUNK], q[LSM_CHUNK];
     double lsum[LSM_CHUNK];
-    FN(transpose_in_)(R, n, x, xt);
+    FN(transpose_)(R, n, x, xt, 0);
     if (op == 2) {
-        FN(transpose_in_)(R, n, v, vt);
+        FN(transpose_)(R, n, v, vt, 0);
     }
     for (ptrdiff_t r = 0; r < R; r++) {
         m[r] = -T_INF;
@@ -1012,12 +1000,12 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
                         dyj[r] = vj[r] - q[r];
                     }
                 }
-                FN(transpose_out_)(R, n, dyt, dy);
+                FN(transpose_)(R, n, dyt, dy, 1);
             }
         }
     }
     if (op != 3) {
-        FN(transpose_out_)(R, n, yt, y);
+        FN(transpose_)(R, n, yt, y, 1);
     }
     if (any_special) {
         FN(short_special_)(op, R, n, x, m, y, dy, out, os);

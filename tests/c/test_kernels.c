@@ -65,6 +65,10 @@ static double scale_of(long double lse, const double *x, ptrdiff_t n,
     return sc;
 }
 
+/* Elements between calloc's pointer and the data of check_layout: the
+ * column kernels cut their blocks by the data's offset from a cache line. */
+static ptrdiff_t data_offset = 0;
+
 /* One (outer, n, inner) case, laid out by `order`: 0 rows contiguous (the
  * reduced axis last), 1 reduced axis strided with inner contiguous, 2 every
  * axis strided (a gap of 2 between elements). */
@@ -82,14 +86,16 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         xs[1] = inner * gap;
         xs[0] = n * inner * gap;
     }
-    double *xd = calloc((size_t)total, sizeof(double));
-    double *vd = calloc((size_t)total, sizeof(double));
-    float *xf = calloc((size_t)total, sizeof(float));
-    float *vf = calloc((size_t)total, sizeof(float));
-    double *yd = calloc((size_t)total, sizeof(double));
-    double *dyd = calloc((size_t)total, sizeof(double));
-    float *yf = calloc((size_t)total, sizeof(float));
-    float *dyf = calloc((size_t)total, sizeof(float));
+    /* every array starts data_offset elements past calloc's pointer */
+    const size_t alloc = (size_t)(total + data_offset);
+    double *xd0 = calloc(alloc, sizeof(double)), *xd = xd0 + data_offset;
+    double *vd0 = calloc(alloc, sizeof(double)), *vd = vd0 + data_offset;
+    float *xf0 = calloc(alloc, sizeof(float)), *xf = xf0 + data_offset;
+    float *vf0 = calloc(alloc, sizeof(float)), *vf = vf0 + data_offset;
+    double *yd0 = calloc(alloc, sizeof(double)), *yd = yd0 + data_offset;
+    double *dyd0 = calloc(alloc, sizeof(double)), *dyd = dyd0 + data_offset;
+    float *yf0 = calloc(alloc, sizeof(float)), *yf = yf0 + data_offset;
+    float *dyf0 = calloc(alloc, sizeof(float)), *dyf = dyf0 + data_offset;
     double *od = calloc((size_t)(outer * inner), sizeof(double));
     float *of = calloc((size_t)(outer * inner), sizeof(float));
     for (ptrdiff_t i = 0; i < total; i++) {
@@ -224,14 +230,14 @@ static void check_layout(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     }
     CHECK(worst_dx <= k, "vjp %s order %d n %td: %.2f", dbl ? "f64" : "f32",
           order, n, worst_dx);
-    free(xd);
-    free(vd);
-    free(xf);
-    free(vf);
-    free(yd);
-    free(dyd);
-    free(yf);
-    free(dyf);
+    free(xd0);
+    free(vd0);
+    free(xf0);
+    free(vf0);
+    free(yd0);
+    free(dyd0);
+    free(yf0);
+    free(dyf0);
     free(od);
     free(of);
 }
@@ -688,6 +694,16 @@ int main(void) {
             }
         }
     }
+    /* column blocks at every offset from a cache line: the first block of
+     * a row is cut short to end on a line (outer stride a multiple of 64
+     * bytes for (3, 200, 300), not for (2, 100, 301)) */
+    for (int dbl = 0; dbl < 2; dbl++) {
+        for (data_offset = 0; data_offset < 16; data_offset++) {
+            check_layout(3, 200, 300, 1, dbl);
+            check_layout(2, 100, 301, 1, dbl);
+        }
+    }
+    data_offset = 0;
     /* every short length that has its own transpose instance (2..16) and
      * the ones either side, over several blocks of the short-row path */
     for (int dbl = 0; dbl < 2; dbl++) {

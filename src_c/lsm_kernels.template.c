@@ -1838,6 +1838,55 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
 }
 
 /* VJP of the rows [lo, hi) (o = r / inner, k = r % inner). */
+/* VJP of R short rows packed back to back (as short_block_): the block
+ * transposed into L1, then every step runs across rows (one SIMD lane per
+ * row): each row's sum of g, in double and in order, then dx = g -
+ * exp(y) * sum, transposed back. For rows of up to 32 bytes: A/B (1
+ * thread, avx512) against the row loop, float32 rows of 2-7 0.19-0.27x the
+ * time, of 8 0.61-0.86x; float64 rows of 2-4 0.38-0.92x; longer rows lost
+ * (float32 16: 1.4x, float64 8: 1.7x). */
+static void FN(vjp_short_block_)(ptrdiff_t R, ptrdiff_t n, const T *restrict y,
+                                 const T *restrict g, T *restrict dx) {
+    T yt[LSM_SHORT_BLOCK], gt[LSM_SHORT_BLOCK], dt[LSM_SHORT_BLOCK];
+    double sd[LSM_CHUNK];
+    T st[LSM_CHUNK];
+    FN(transpose_)(R, n, y, yt, 0);
+    FN(transpose_)(R, n, g, gt, 0);
+    for (ptrdiff_t r = 0; r < R; r++) {
+        sd[r] = 0;
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const T *restrict gj = gt + j * R;
+#pragma omp simd
+        for (ptrdiff_t r = 0; r < R; r++) {
+            sd[r] += (double)gj[r];
+        }
+    }
+#pragma omp simd
+    for (ptrdiff_t r = 0; r < R; r++) {
+        st[r] = (T)sd[r];
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const T *restrict yj = yt + j * R;
+        const T *restrict gj = gt + j * R;
+        T *restrict dj = dt + j * R;
+#pragma omp simd
+        for (ptrdiff_t r = 0; r < R; r++) {
+            dj[r] = gj[r] - EXP(yj[r]) * st[r];
+        }
+    }
+    FN(transpose_)(R, n, dt, dx, 1);
+}
+
+static void FN(vjp_short_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
+                                 const T *y, const T *g, T *dx) {
+    const ptrdiff_t R = FN(short_per_block_)(n);
+    for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
+        const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R;
+        FN(vjp_short_block_)(rb, n, y + r0 * n, g + r0 * n, dx + r0 * n);
+    }
+}
+
 static void FN(vjp_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                 ptrdiff_t inner, const T *y,
                                 const ptrdiff_t ys[3], const T *g,
@@ -1876,6 +1925,12 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     }
     CHECK_ARGS(y && g && dx);
     const ptrdiff_t work = 2 * outer * inner * n;
+    if (n * (ptrdiff_t)sizeof(T) <= 32 && FN(short_rows_)(n, inner, ys) &&
+        FN(short_rows_)(n, inner, gs) && FN(short_rows_)(n, inner, dxs)) {
+        LSM_SHARED(outer, FN(short_per_block_)(n), work,
+                   FN(vjp_short_range_)(lo_, hi_, n, y, g, dx));
+        return LSM_OK;
+    }
     if (gs[1] != 1 && inner > 1 && ys[2] == 1 && gs[2] == 1 && dxs[2] == 1) {
         const FN(colblocks_) L = FN(col_layout_)(y, outer, ys[0], inner);
         LSM_SHARED(outer * L.nb, 1, work,

@@ -404,20 +404,31 @@ static void FN(stats_raise_)(STATS *st, T cm) {
 
 /* The row to prefetch while row (o, k) of the (outer, n, inner) view p
  * with strides ps is read: NULL when there is none, when the rows are
- * strided, or when they are shorter than half a chunk (the hardware
- * prefetchers follow such rows, a few per page, on their own). Usually the
- * next row; for rows of 3-6 KB read one input stream, the third (A/B, 1
- * thread, avx512, float32 rows of 1024: logsumexp 0.88-0.99x the time,
- * log_softmax 0.87-0.93x, softmax 0.96x; rows of 1536 logsumexp 0.87x;
- * float64 rows of 512 0.94-0.98x; float32 rows of 512 and 2048 gained
- * nothing, and the JVP, with x and v so far ahead, lost 1.2x). */
+ * strided, or when they are shorter than 1.5 KB (the hardware prefetchers
+ * follow such rows, a few per page, on their own; prefetching rows of 0.4-1
+ * KB gained nothing and cost the JVP up to 1.07x). Usually the next row;
+ * for rows of 1.5-2 KB of one input stream, the second on; for rows of 3-6
+ * KB of one input stream, the third (A/B, 1 thread, avx512, float32 rows
+ * of 1024: logsumexp 0.88-0.99x the time, log_softmax 0.87-0.93x, softmax
+ * 0.96x; rows of 1536 logsumexp 0.87x; float64 rows of 512 0.94-0.98x;
+ * float32 rows of 512 and 2048 gained nothing, and the JVP, with x and v
+ * so far ahead, lost 1.2x). Rows of 1.5-4 KB, prefetched since (they had
+ * none, whatever their byte size below 512 elements), against none: float32
+ * rows of 384-511 logsumexp 0.6-0.98x, log_softmax 0.6-0.79x, softmax
+ * 0.73-1.03x; float64 rows of 200-500 logsumexp 0.61-0.99x, log_softmax
+ * 0.63-0.92x, softmax 0.56-1.02x (cold caches alike); the JVP (two
+ * streams) keeps its rows of 512 elements and up, as it lost 1.1-1.17x on
+ * float64 rows of 200. */
 static const T *FN(next_row_)(const T *p, const ptrdiff_t ps[3],
                               ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                               ptrdiff_t o, ptrdiff_t k, int streams) {
-    if (ps[1] != 1 || n < LSM_CHUNK / 2) {
+    const ptrdiff_t bytes = n * (ptrdiff_t)sizeof(T);
+    if (ps[1] != 1 || bytes < 1536 || (streams == 2 && n < LSM_CHUNK / 2)) {
         return NULL;
     }
-    const ptrdiff_t bytes = n * (ptrdiff_t)sizeof(T);
+    if (streams == 1 && inner == 1 && bytes < 2048) {
+        return o + 2 < outer ? p + (o + 2) * ps[0] : NULL;
+    }
     if (streams == 1 && inner == 1 && bytes >= 3072 && bytes <= 6144) {
         return o + 3 < outer ? p + (o + 3) * ps[0] : NULL;
     }

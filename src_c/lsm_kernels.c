@@ -107,6 +107,14 @@
  * L1/L2: long enough loops across the rows of a block). */
 #define LSM_SHORT 64
 #define LSM_SHORT_BLOCK 1024
+/* logsumexp of contiguous rows shorter than this many bytes takes them two
+ * at a time (pair_stats_). A/B (1 thread, avx512), against one row after
+ * the other: float32 rows of 65-300 0.63-0.98x the time (0.64-0.72 for
+ * 65-200), float64 rows of 65-150 0.72-0.98x; cold caches alike. Longer
+ * rows gained less or lost (float32 rows of 340-383 1.1-1.3x), and
+ * log_softmax and the JVP, whose output streams dominate, lost 1.1-1.5x
+ * pairwise (rows of 128-383), so they keep row_stats_. */
+#define LSM_PAIR_BYTES 1280
 
 /* F(R, n, ...), R and n those of the calling scope, with n a compile-time
  * constant for n = 2..16 (loops over a short row then vectorise), else with

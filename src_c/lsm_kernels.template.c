@@ -524,6 +524,103 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
     return 0;
 }
 
+/* ------------------------------------------------- mid-length rows, in pairs
+ */
+
+/* a[0] + ... + a[LN - 1] in a fixed tree order: log2(LN) vector adds,
+ * where an "omp simd reduction" ends in an in-order chain of LN scalar
+ * adds. */
+static LSM_ALWAYS_INLINE T FN(lanes_sum_)(T *restrict a) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    for (int h = LN / 2; h > 0; h /= 2) {
+#pragma omp simd
+        for (int k = 0; k < h; k++) {
+            a[k] += a[k + h];
+        }
+    }
+    return a[0];
+}
+
+/* Element I (lane L) of row r of a pair: its terms. */
+#define LSM_PAIR_TERM(r, I, L)                                                 \
+    do {                                                                       \
+        const T d = x##r[I] - m##r, t = EXPSUM(d);                             \
+        a##r[L] += t;                                                          \
+        e##r[L] += d != 0 ? t : (T)0;                                          \
+    } while (0)
+
+/* The sums of row 0 (and of row 1 when two) of pair_stats_, lane by lane:
+ * the same lanes, adds and order for a row whichever of the two it is, and
+ * whether or not the other is there. */
+static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
+                                             const T *restrict x1, ptrdiff_t n,
+                                             T m0, T m1, STATS *s0, STATS *s1,
+                                             int two) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    T a0[LN], e0[LN], a1[LN], e1[LN];
+    for (int l = 0; l < LN; l++) {
+        a0[l] = e0[l] = a1[l] = e1[l] = 0;
+    }
+    ptrdiff_t i = 0;
+    for (; i + LN <= n; i += LN) {
+#pragma omp simd
+        for (int l = 0; l < LN; l++) {
+            LSM_PAIR_TERM(0, i + l, l);
+            if (two) {
+                LSM_PAIR_TERM(1, i + l, l);
+            }
+        }
+    }
+    const int r = (int)(n - i);
+#pragma omp simd
+    for (int l = 0; l < r; l++) {
+        LSM_PAIR_TERM(0, i + l, l);
+        if (two) {
+            LSM_PAIR_TERM(1, i + l, l);
+        }
+    }
+    /* all - rest: the count of entries at the max plus rounding errors far
+     * below 1/2 (fewer than LSM_PAIR_BYTES / LSM_VEC_BYTES terms a lane) */
+    const T r0 = FN(lanes_sum_)(e0);
+    *s0 = (STATS){m0, rint((double)FN(lanes_sum_)(a0) - (double)r0), (double)r0,
+                  0};
+    if (two) {
+        const T r1 = FN(lanes_sum_)(e1);
+        *s1 = (STATS){m1, rint((double)FN(lanes_sum_)(a1) - (double)r1),
+                      (double)r1, 0};
+    }
+}
+
+/* The statistics (for logsumexp) of the contiguous rows x0 and x1 (x1
+ * NULL: x0 alone) of n elements (pair_rows_), their sums side by side: two
+ * independent chains of adds per loop, where a row alone leaves the fixed
+ * latency of its max, exps and sums to hold up the next. Returns 1 when a
+ * row is special (max +-inf or no finite entry): the caller then takes the
+ * rows one by one (pair_stats_ again for the others, so that a row's sums
+ * never depend on its neighbour). */
+static int FN(pair_stats_)(const T *x0, const T *x1, ptrdiff_t n, STATS *s0,
+                           STATS *s1) {
+    const T m0 = FN(chunk_max_)(x0, n, -T_INF);
+    const T m1 = x1 ? FN(chunk_max_)(x1, n, -T_INF) : m0;
+    if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
+        return 1;
+    }
+    if (x1) {
+        FN(pair_sums_)(x0, x1, n, m0, m1, s0, s1, 1);
+    } else {
+        FN(pair_sums_)(x0, x0, n, m0, m0, s0, s0, 0);
+    }
+    return 0;
+}
+
+/* Whether the rows of the (outer, n, inner) view with strides xs go
+ * through pair_stats_: contiguous rows one after another, shorter than
+ * LSM_PAIR_BYTES. */
+static int FN(pair_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *xs) {
+    return n > 0 && n * (ptrdiff_t)sizeof(T) < LSM_PAIR_BYTES && inner == 1 &&
+           xs[1] == 1;
+}
+
 /* log(sum) - m for a regular row, and the sign of the sum. */
 static double FN(stats_log_)(const STATS *st, double *sign) {
     double c = st->c, rest = st->rest;
@@ -1249,6 +1346,7 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
                                 const ptrdiff_t os[2]) {
     T bx[LSM_CHUNK];
     const ptrdiff_t G = LSM_GROUP;
+    const int pair = FN(pair_rows_)(n, inner, xs);
     for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {
         const ptrdiff_t cnt = hi - g0 < G ? hi - g0 : G;
         double c[LSM_GROUP], rest[LSM_GROUP], m[LSM_GROUP], v[LSM_GROUP];
@@ -1256,6 +1354,25 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
         for (ptrdiff_t i = 0; i < cnt; i++) {
             const ptrdiff_t o = (g0 + i) / inner, k = (g0 + i) % inner;
             STATS st;
+            if (pair) { /* rows two by two, then one by one */
+                const T *xr = x + o * xs[0];
+                STATS s1;
+                const int done =
+                    i + 1 < cnt && !FN(pair_stats_)(xr, xr + xs[0], n, &st, &s1)
+                        ? 2
+                        : !FN(pair_stats_)(xr, NULL, n, &st, &s1);
+                for (int j = 0; j < done; j++, i++) {
+                    const STATS *sj = j ? &s1 : &st;
+                    c[i] = sj->c;
+                    rest[i] = sj->rest;
+                    m[i] = (double)sj->m;
+                    special[i] = 0;
+                }
+                if (done) {
+                    i--;
+                    continue;
+                }
+            }
             special[i] = FN(row_stats_any_)(
                 x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, 1), NULL, NULL);

@@ -355,7 +355,8 @@ static void check_special_rows(void) {
  * pass): the rows of one call, regular and special (+inf in a later chunk,
  * all -inf, nan, -inf for a whole first chunk) in any order, give bit for
  * bit what each row gives on its own, out of place and in place, for
- * log_softmax and the JVP. */
+ * log_softmax and the JVP, and for logsumexp (which takes rows shorter
+ * than 1280 bytes two at a time, a special row's neighbour then alone). */
 #define DEFINE_CHECK_PIPELINE(T, SFX)                                          \
     static void check_pipeline_##SFX(ptrdiff_t R, ptrdiff_t n) {               \
         const ptrdiff_t N = R * n, s[3] = {n, 1, 1};                           \
@@ -380,6 +381,15 @@ static void check_special_rows(void) {
                 b[5 * n + j] = -(T)INFINITY; /* a first chunk of -inf */       \
             }                                                                  \
             b[7 * n] = (T)NAN;                                                 \
+        }                                                                      \
+        { /* logsumexp: rows two by two (mid lengths) or one by one */         \
+            const ptrdiff_t os[2] = {1, 1};                                    \
+            lsm_logsumexp_##SFX(R, n, 1, x, s, y, os);                         \
+            for (ptrdiff_t r = 0; r < R; r++) {                                \
+                lsm_logsumexp_##SFX(1, n, 1, x + r * n, s, y1 + r, os);        \
+            }                                                                  \
+            CHECK(memcmp(y1, y, sizeof(T) * (size_t)R) == 0,                   \
+                  "logsumexp of rows " #SFX " n %td: each row alone", n);      \
         }                                                                      \
         for (int inplace = 0; inplace < 2; inplace++) {                        \
             T *yo = y, *dyo = d;                                               \
@@ -423,7 +433,7 @@ DEFINE_CHECK_PIPELINE(float, f32)
 static void check_pipeline(void) {
     /* 8 rows; 40 rows (groups of up to 16 rows: specials on both sides of
      * group edges, a shorter last group) */
-    const ptrdiff_t ns[] = {65, 1000, 1024, 2500};
+    const ptrdiff_t ns[] = {65, 100, 319, 1000, 1024, 2500};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
         check_pipeline_f64(8, ns[i]);
         check_pipeline_f32(8, ns[i]);
@@ -684,7 +694,7 @@ static void check_in_place(void) {
 
 int main(void) {
     printf("isa: %s\n", lsm_isa());
-    const ptrdiff_t ns[] = {1, 2, 7, 8, 33, 64, 65, 1000, 1025, 5000};
+    const ptrdiff_t ns[] = {1, 2, 7, 8, 33, 64, 65, 100, 319, 1000, 1025, 5000};
     for (int dbl = 0; dbl < 2; dbl++) {
         for (int order = 0; order < 3; order++) {
             for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {

@@ -2,7 +2,7 @@
 """Output buffers of lsm_ext's NumPy path, allocated through a small cache
 (see _outcache.h): a loop over arrays of one shape reuses the blocks of the
 outputs it has dropped instead of paying the operating system's page faults
-for fresh ones."""
+for fresh ones. Outputs of 1 MiB or more start on a 64-byte boundary."""
 
 import os
 
@@ -45,11 +45,10 @@ cdef object _handler = lsm_oc_capsule(lsm_oc_handler_ptr, b"mem_handler", NULL)
 
 
 def empty(shape, dtype):
-    """np.empty(shape, dtype) (C order), through the cache when it is large."""
+    """np.empty(shape, dtype) (C order); when it is large, 64-byte aligned and
+    through the cache."""
     cdef object a, old
     dt = np.dtype(dtype)
-    if _limit == 0:
-        return np.empty(shape, dt)
     cdef size_t nbytes = dt.itemsize
     for s in (shape if isinstance(shape, tuple) else (shape,)):
         nbytes *= <size_t>s

@@ -109,12 +109,36 @@ def test_small_outputs_bypass_the_cache(cache):
     assert info["held"] == 0 and info["misses"] == m0
 
 
+@pytest.mark.parametrize("limit", [64 * MIB, 0])
+def test_large_outputs_start_on_a_cache_line(cache, limit):
+    lx.set_output_cache(limit)
+    x = _x((512, 1024), dtype=np.float32)  # 2 MiB outputs
+    small = _x((8, 1000))
+    for _ in range(3):  # fresh blocks, then reused ones
+        outs = [
+            lx.softmax(x, axis=-1),
+            lx.log_softmax(x, axis=0),
+            *lx.log_softmax_jvp(x, x, axis=-1),
+            lx.log_softmax_vjp(x, x, axis=-1),
+        ]
+        for y in outs:
+            assert y.__array_interface__["data"][0] % 64 == 0
+        assert_allclose(outs[0], sc.softmax(x, axis=-1), rtol=1e-5, atol=1e-30)
+        del outs
+    # below 1 MiB: NumPy's own allocation, whatever its alignment
+    assert_allclose(lx.softmax(small, axis=-1), sc.softmax(small, axis=-1), rtol=1e-13)
+
+
 def test_resize_and_free_from_other_threads(cache):
     x = _x((512, 1024), dtype=np.float32)  # 2 MiB
     y = lx.log_softmax(x, axis=-1)
     ref = sc.log_softmax(x, axis=-1)
     y.resize((1024, 1024), refcheck=False)  # the handler's realloc
     assert_allclose(y[:512], ref, rtol=1e-6, atol=1e-6)
+    assert y.__array_interface__["data"][0] % 64 == 0
+    y.resize((100, 1024), refcheck=False)  # shrunk below 1 MiB, same handler
+    assert_allclose(y, ref[:100], rtol=1e-6, atol=1e-6)
+    del y
 
     errors = []
 

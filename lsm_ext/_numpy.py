@@ -153,13 +153,15 @@ def _view3(a, perm, dims):
     return a.reshape(dims)
 
 
-def _empty_like_perm(a, perm, dtype):
+def _empty_like_perm(a, perm, dtype, inner):
     """An output of a's shape whose memory order follows perm, and the output
-    seen in a's axis order."""
+    seen in a's axis order; written by column blocks (inner > 1), at a's offset
+    from a cache line (the blocks are cut to a's lines), else on a line."""
+    like = a if inner > 1 else None
     if perm is _IDENTITY[a.ndim] or perm == _IDENTITY[a.ndim]:
-        buf = _empty(a.shape, dtype)
+        buf = _empty(a.shape, dtype, like)
         return buf, buf
-    buf = _empty(tuple(a.shape[d] for d in perm), dtype)
+    buf = _empty(tuple(a.shape[d] for d in perm), dtype, like)
     inverse = [0] * len(perm)
     for i, d in enumerate(perm):
         inverse[d] = i
@@ -432,7 +434,7 @@ def _elementwise(kernel, name, axis, arrays, n_out, out=None):
             return out
         outs, outs3 = [], []
         for _ in range(n_out):
-            buf, res = _empty_like_perm(xs[0], perm, cdt)
+            buf, res = _empty_like_perm(xs[0], perm, cdt, dims[2])
             outs.append(res)
             outs3.append(buf.reshape(dims))
         kernel(*ins3, *outs3)
@@ -481,7 +483,8 @@ def _fast(kernel, axis, arrs, n_out):
         fl = o.flags
         if not (fl.c_contiguous and fl.aligned):
             return None
-    outs = [_empty(shape, dt) for _ in range(n_out)]
+    like = a if dims[2] > 1 else None  # as in _empty_like_perm
+    outs = [_empty(shape, dt, like) for _ in range(n_out)]
     kernel(*[o.reshape(dims) for o in arrs], *[o.reshape(dims) for o in outs])
     return outs
 

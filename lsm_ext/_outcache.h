@@ -12,7 +12,8 @@
  * one shape stops paying for fresh pages. Everything else goes to NumPy's
  * default handler (which also takes back what the cache lets go). Arrays keep
  * a reference to their handler, so a cached block is always freed here.
- * The blocks start on 64-byte boundaries, with or without the cache.
+ * The blocks start at a chosen offset from a 64-byte boundary (below), with
+ * or without the cache.
  *
  * Included by _outcache.pyx after numpy/arrayobject.h; thread-safe (one
  * lock, taken without the GIL being needed).
@@ -45,17 +46,24 @@ static struct {
     uint64_t hits, misses;
 } lsm_oc;
 
-/* Every block of this handler starts on a 64-byte boundary (a cache line:
- * the kernels' 64-byte vector stores then never straddle two lines, which
- * measured 2-6% off the time of log_softmax, softmax, the JVP and the VJP
- * on (4096, 1024) float32, A/B), with a header just in front of it: the
- * pointer and size that NumPy's default handler gave. */
-#define LSM_OC_ALIGN 64
+/* Every block of these handlers starts at a set offset from a 64-byte
+ * boundary (a cache line): 0 for outputs written row by row, so that the
+ * kernels' 64-byte vector stores never straddle two lines (2-6% off the time
+ * of log_softmax, softmax, the JVP and the VJP on (4096, 1024) float32,
+ * A/B); the input's own offset for outputs written by column blocks, whose
+ * blocks are cut to the input's lines (an output on other lines cost those
+ * 2-4%). Handler i (ctx) gives offset LSM_OC_STEP * i. A header just in
+ * front of the block holds the pointer and size that NumPy's default
+ * handler gave. */
+#define LSM_OC_LINE 64
+#define LSM_OC_STEP 4
+#define LSM_OC_OFFSETS (LSM_OC_LINE / LSM_OC_STEP)
 typedef struct {
     void *raw;   /* the default handler's block */
     size_t size; /* the size asked for (the block's usable bytes) */
 } lsm_oc_head;
-#define LSM_OC_PAD (LSM_OC_ALIGN + sizeof(lsm_oc_head))
+/* header, up to a line to reach a boundary, up to a line of offset */
+#define LSM_OC_PAD (sizeof(lsm_oc_head) + 2 * LSM_OC_LINE)
 
 static lsm_oc_head lsm_oc_head_of(void *p) {
     lsm_oc_head h;
@@ -63,25 +71,29 @@ static lsm_oc_head lsm_oc_head_of(void *p) {
     return h;
 }
 
+/* Where the block of default-handler block raw (of the given usable size)
+ * starts for handler context ctx; writes its header there. */
+static void *lsm_oc_place(char *raw, size_t size, void *ctx) {
+    const uintptr_t a = (uintptr_t)(raw + sizeof(lsm_oc_head));
+    char *p = raw + sizeof(lsm_oc_head) +
+              (LSM_OC_LINE - a % LSM_OC_LINE) % LSM_OC_LINE +
+              (uintptr_t)ctx * LSM_OC_STEP;
+    const lsm_oc_head h = {raw, size};
+    memcpy(p - sizeof h, &h, sizeof h);
+    return p;
+}
+
 /* A new block of `size` bytes (zeroed when zero) from the default handler,
- * aligned, with its header; NULL when out of memory. */
-static void *lsm_oc_fresh(size_t size, int zero) {
+ * placed for ctx; NULL when out of memory. */
+static void *lsm_oc_fresh(size_t size, int zero, void *ctx) {
     if (size > (size_t)-1 - LSM_OC_PAD) {
         return NULL;
     }
     const size_t total = size + LSM_OC_PAD;
-    void *ctx = lsm_oc.dflt->allocator.ctx;
-    char *raw = zero ? lsm_oc.dflt->allocator.calloc(ctx, 1, total)
-                     : lsm_oc.dflt->allocator.malloc(ctx, total);
-    if (!raw) {
-        return NULL;
-    }
-    const uintptr_t a = (uintptr_t)(raw + sizeof(lsm_oc_head));
-    char *p = raw + sizeof(lsm_oc_head) +
-              ((LSM_OC_ALIGN - a % LSM_OC_ALIGN) % LSM_OC_ALIGN);
-    const lsm_oc_head h = {raw, size};
-    memcpy(p - sizeof h, &h, sizeof h);
-    return p;
+    void *dctx = lsm_oc.dflt->allocator.ctx;
+    char *raw = zero ? lsm_oc.dflt->allocator.calloc(dctx, 1, total)
+                     : lsm_oc.dflt->allocator.malloc(dctx, total);
+    return raw ? lsm_oc_place(raw, size, ctx) : NULL;
 }
 
 /* Gives block p back to the default handler. */
@@ -92,7 +104,6 @@ static void lsm_oc_release(void *p) {
 }
 
 static void *lsm_oc_malloc(void *ctx, size_t size) {
-    (void)ctx;
     void *p = NULL;
     if (size >= LSM_OC_MIN) {
         PyThread_acquire_lock(lsm_oc.lock, WAIT_LOCK);
@@ -111,24 +122,24 @@ static void *lsm_oc_malloc(void *ctx, size_t size) {
         }
         PyThread_release_lock(lsm_oc.lock);
     }
-    return p ? p : lsm_oc_fresh(size, 0);
+    /* a cached block, placed anew for this handler's offset */
+    return p ? lsm_oc_place(lsm_oc_head_of(p).raw, size, ctx)
+             : lsm_oc_fresh(size, 0, ctx);
 }
 
 static void *lsm_oc_calloc(void *ctx, size_t nelem, size_t elsize) {
-    (void)ctx;
     if (elsize != 0 && nelem > (size_t)-1 / elsize) {
         return NULL;
     }
-    return lsm_oc_fresh(nelem * elsize, 1);
+    return lsm_oc_fresh(nelem * elsize, 1, ctx);
 }
 
 static void *lsm_oc_realloc(void *ctx, void *ptr, size_t new_size) {
-    (void)ctx;
     if (!ptr) {
-        return lsm_oc_fresh(new_size, 0);
+        return lsm_oc_fresh(new_size, 0, ctx);
     }
     const size_t old = lsm_oc_head_of(ptr).size;
-    void *p = lsm_oc_fresh(new_size, 0);
+    void *p = lsm_oc_fresh(new_size, 0, ctx);
     if (p) { /* on failure ptr stays valid, as realloc's contract asks */
         memcpy(p, ptr, old < new_size ? old : new_size);
         lsm_oc_release(ptr);
@@ -198,11 +209,14 @@ static void lsm_oc_free(void *ctx, void *ptr, size_t size) {
     lsm_oc_release(ptr);
 }
 
-static PyDataMem_Handler lsm_oc_handler = {
-    "lsm_ext_output_cache",
-    1,
-    {NULL, lsm_oc_malloc, lsm_oc_calloc, lsm_oc_realloc, lsm_oc_free},
-};
+/* One handler per offset (set up by lsm_oc_init). */
+static PyDataMem_Handler lsm_oc_handler[LSM_OC_OFFSETS];
+
+/* Handler i (its offset LSM_OC_STEP * i bytes past a line), as a capsule
+ * for PyDataMem_SetHandler. */
+static PyObject *lsm_oc_handler_capsule(int i) {
+    return PyCapsule_New(&lsm_oc_handler[i], "mem_handler", NULL);
+}
 
 /* Sets up the cache with NumPy's default handler behind it; -1 on error. */
 static int lsm_oc_init(size_t limit) {
@@ -217,6 +231,14 @@ static int lsm_oc_init(size_t limit) {
         return -1;
     }
     lsm_oc.limit = limit;
+    for (int i = 0; i < LSM_OC_OFFSETS; i++) {
+        lsm_oc_handler[i] = (PyDataMem_Handler){
+            "lsm_ext_output_cache",
+            1,
+            {(void *)(uintptr_t)i, lsm_oc_malloc, lsm_oc_calloc,
+             lsm_oc_realloc, lsm_oc_free},
+        };
+    }
     return 0;
 }
 

@@ -6,7 +6,9 @@ import numpy.typing as npt
 DEFAULT_LIMIT_MB: int
 
 def empty(
-    shape: int | tuple[int, ...], dtype: npt.DTypeLike
+    shape: int | tuple[int, ...],
+    dtype: npt.DTypeLike,
+    like: npt.NDArray[np.generic] | None = None,
 ) -> npt.NDArray[np.generic]: ...
 def set_output_cache(nbytes: int) -> int: ...
 def output_cache_info() -> dict[str, int]: ...

@@ -2,14 +2,15 @@
 """Output buffers of lsm_ext's NumPy path, allocated through a small cache
 (see _outcache.h): a loop over arrays of one shape reuses the blocks of the
 outputs it has dropped instead of paying the operating system's page faults
-for fresh ones. Outputs of 1 MiB or more start on a 64-byte boundary."""
+for fresh ones. Outputs of 1 MiB or more start on a 64-byte boundary, or at
+their input's offset from one (see _outcache.h)."""
 
 import os
 
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uintptr_t
 
 cnp.import_array()
 
@@ -18,8 +19,8 @@ cdef extern from "_outcache.h":
     int lsm_oc_init(size_t limit) except -1
     size_t lsm_oc_set_limit(size_t limit) nogil
     void lsm_oc_stats(size_t *held, uint64_t *hits, uint64_t *misses) nogil
-    object lsm_oc_capsule "PyCapsule_New"(void *p, const char *name, void *d)
-    void *lsm_oc_handler_ptr "(void *)&lsm_oc_handler"
+    int LSM_OC_LINE, LSM_OC_STEP, LSM_OC_OFFSETS
+    object lsm_oc_handler_capsule(int i)
     object PyDataMem_SetHandler(object handler)
 
 DEFAULT_LIMIT_MB = 256
@@ -41,20 +42,26 @@ def _limit_from_env():
 
 cdef size_t _limit = _limit_from_env()
 lsm_oc_init(_limit)
-cdef object _handler = lsm_oc_capsule(lsm_oc_handler_ptr, b"mem_handler", NULL)
+cdef list _handlers = [lsm_oc_handler_capsule(i) for i in range(LSM_OC_OFFSETS)]
 
 
-def empty(shape, dtype):
-    """np.empty(shape, dtype) (C order); when it is large, 64-byte aligned and
-    through the cache."""
+def empty(shape, dtype, like=None):
+    """np.empty(shape, dtype) (C order); when it is large, through the cache,
+    starting on a 64-byte boundary, or at the same offset from one as the
+    data of the ndarray `like` (when its offset is a multiple of 4 bytes)."""
     cdef object a, old
+    cdef size_t off = 0
     dt = np.dtype(dtype)
     cdef size_t nbytes = dt.itemsize
     for s in (shape if isinstance(shape, tuple) else (shape,)):
         nbytes *= <size_t>s
     if nbytes < LSM_OC_MIN:
         return np.empty(shape, dt)
-    old = PyDataMem_SetHandler(_handler)
+    if like is not None:
+        off = <size_t>(<uintptr_t>cnp.PyArray_DATA(like) % LSM_OC_LINE)
+        if off % LSM_OC_STEP:
+            off = 0
+    old = PyDataMem_SetHandler(_handlers[off // LSM_OC_STEP])
     try:
         a = np.empty(shape, dt)
     finally:
@@ -70,7 +77,8 @@ def set_output_cache(nbytes):
     `nbytes` in all (the oldest blocks go first), and handed back to the next
     output of the same size, which then costs no page faults. ``0`` turns the
     cache off and frees what it holds. Outputs of 1 MiB or more start on a
-    64-byte boundary either way. The default is 256 MiB, or the
+    64-byte boundary either way (reductions over a non-last axis: at their
+    input's offset from one). The default is 256 MiB, or the
     environment variable ``LSM_EXT_OUTPUT_CACHE_MB`` read at import.
 
     Returns the previous limit in bytes.

@@ -109,23 +109,43 @@ def test_small_outputs_bypass_the_cache(cache):
     assert info["held"] == 0 and info["misses"] == m0
 
 
+def _at_offset(shape, dtype, offset, seed=0):
+    """Random data in a C-contiguous array whose data start `offset` bytes
+    past a 64-byte boundary."""
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dt.itemsize
+    raw = np.empty(nbytes + 128, np.uint8)
+    start = (-raw.__array_interface__["data"][0]) % 64 + offset
+    a = raw[start : start + nbytes].view(dt).reshape(shape)
+    a[...] = _x(shape, seed, dt)
+    return a
+
+
+def _offset(a):
+    return a.__array_interface__["data"][0] % 64
+
+
 @pytest.mark.parametrize("limit", [64 * MIB, 0])
-def test_large_outputs_start_on_a_cache_line(cache, limit):
+@pytest.mark.parametrize("offset", [0, 16, 40])
+def test_large_outputs_start_where_the_kernels_write_fastest(cache, limit, offset):
+    """Outputs written row by row start on a cache line; outputs written by
+    column blocks (cut to the input's lines) at the input's offset."""
     lx.set_output_cache(limit)
-    x = _x((512, 1024), dtype=np.float32)  # 2 MiB outputs
-    small = _x((8, 1000))
-    for _ in range(3):  # fresh blocks, then reused ones
-        outs = [
+    x = _at_offset((512, 1024), np.float32, offset)  # 2 MiB outputs
+    assert _offset(x) == offset
+    for _ in range(3):  # fresh blocks, then reused ones (other offsets too)
+        rows = [
             lx.softmax(x, axis=-1),
-            lx.log_softmax(x, axis=0),
             *lx.log_softmax_jvp(x, x, axis=-1),
             lx.log_softmax_vjp(x, x, axis=-1),
         ]
-        for y in outs:
-            assert y.__array_interface__["data"][0] % 64 == 0
-        assert_allclose(outs[0], sc.softmax(x, axis=-1), rtol=1e-5, atol=1e-30)
-        del outs
-    # below 1 MiB: NumPy's own allocation, whatever its alignment
+        cols = [lx.log_softmax(x, axis=0), *lx.log_softmax_jvp(x, x, axis=0)]
+        assert [_offset(y) for y in rows] == [0] * len(rows)
+        assert [_offset(y) for y in cols] == [offset] * len(cols)
+        assert_allclose(rows[0], sc.softmax(x, axis=-1), rtol=1e-5, atol=1e-30)
+        assert_allclose(cols[0], sc.log_softmax(x, axis=0), rtol=1e-5, atol=1e-5)
+        del rows, cols
+    small = _x((8, 1000))  # below 1 MiB: NumPy's own allocation
     assert_allclose(lx.softmax(small, axis=-1), sc.softmax(small, axis=-1), rtol=1e-13)
 
 

@@ -175,6 +175,80 @@ static void FN(pending_out_)(const FN(pending_) * p, ptrdiff_t n) {
     }
 }
 
+/* a[0] + ... + a[LN - 1] in a fixed tree order: log2(LN) vector adds,
+ * where an "omp simd reduction" ends in an in-order chain of LN scalar
+ * adds. */
+static LSM_ALWAYS_INLINE T FN(lanes_sum_)(T *restrict a) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    for (int h = LN / 2; h > 0; h /= 2) {
+#pragma omp simd
+        for (int k = 0; k < h; k++) {
+            a[k] += a[k + h];
+        }
+    }
+    return a[0];
+}
+
+/* sumexp_block_ and sumexp_v_block_ over blocks shorter than
+ * LSM_PAIR_BYTES (a mid-length row's only block, a long row's last), lane by
+ * lane and summed in a fixed tree (lanes_sum_), as pair_stats_ does, rather
+ * than an "omp simd reduction" ending in an in-order chain of LN scalar adds
+ * whose latency such short blocks do not hide. v (the JVP) when hv; the
+ * pending row p's output (with dy when hv) when has_prev. The same c and
+ * rest with and without v, so that log_softmax and the JVP's y agree. */
+static LSM_ALWAYS_INLINE void
+FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
+                  ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
+                  int has_prev, int hv) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    const T *xp = has_prev ? p->x : NULL, *vp = has_prev && hv ? p->v : NULL;
+    T *yp = has_prev ? p->y : NULL, *dyp = has_prev && hv ? p->dy : NULL;
+    const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
+    const T qp = has_prev && hv ? p->q : 0;
+    T a[LN], e[LN], f[LN];
+    for (int l = 0; l < LN; l++) {
+        a[l] = e[l] = f[l] = 0;
+    }
+#define LSM_SHORT_TERM(I, L)                                                   \
+    do {                                                                       \
+        const T d = x[I] - m, t = EXPSUM(d);                                   \
+        a[L] += t;                                                             \
+        e[L] += d != 0 ? t : (T)0;                                             \
+        if (hv) {                                                              \
+            f[L] += t * v[I];                                                  \
+        }                                                                      \
+        if (has_prev) {                                                        \
+            const T py = (xp[I] - mp) - lp;                                    \
+            if (hv) {                                                          \
+                const T pd = vp[I] - qp;                                       \
+                dyp[I] = pd;                                                   \
+            }                                                                  \
+            yp[I] = py;                                                        \
+        }                                                                      \
+    } while (0)
+    ptrdiff_t i = j0;
+    for (; i + LN <= j1; i += LN) {
+#pragma omp simd
+        for (int l = 0; l < LN; l++) {
+            LSM_SHORT_TERM(i + l, l);
+        }
+    }
+    const int r = (int)(j1 - i);
+#pragma omp simd
+    for (int l = 0; l < r; l++) {
+        LSM_SHORT_TERM(i + l, l);
+    }
+#undef LSM_SHORT_TERM
+    /* all - rest: the count of entries at the max (rounding errors far
+     * below 1/2: fewer than LSM_PAIR_BYTES / LSM_VEC_BYTES terms a lane) */
+    const T rs = FN(lanes_sum_)(e);
+    st->c += rint((double)FN(lanes_sum_)(a) - (double)rs);
+    st->rest += (double)rs;
+    if (hv) {
+        st->tv += (double)FN(lanes_sum_)(f);
+    }
+}
+
 /* The sums of chunk_sumexp_ over [j0, j1) of x, fused with the output of
  * pending row p over the same elements when has_prev (p's pointers at the
  * chunk's start). below and has_prev are constants where it is inlined, so
@@ -187,6 +261,10 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
     const T *xp = has_prev ? p->x : NULL;
     T *yp = has_prev ? p->y : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
+    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_PAIR_BYTES) {
+        FN(sumexp_short_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
+        return;
+    }
     if (below) { /* no entry of the chunk is at the max: all are rest */
         T rest = 0;
 #pragma omp simd reduction(+ : rest)
@@ -268,6 +346,10 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     T *yp = has_prev ? p->y : NULL, *dyp = has_prev ? p->dy : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
     const T qp = has_prev ? p->q : 0;
+    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_PAIR_BYTES) {
+        FN(sumexp_short_)(x, v, j0, j1, m, st, p, has_prev, 1);
+        return;
+    }
     T c = 0, rest = 0, tv = 0;
 #pragma omp simd reduction(+ : c, rest, tv)
     for (ptrdiff_t i = j0; i < j1; i++) {
@@ -526,20 +608,6 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
 
 /* ------------------------------------------------- mid-length rows, in pairs
  */
-
-/* a[0] + ... + a[LN - 1] in a fixed tree order: log2(LN) vector adds,
- * where an "omp simd reduction" ends in an in-order chain of LN scalar
- * adds. */
-static LSM_ALWAYS_INLINE T FN(lanes_sum_)(T *restrict a) {
-    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
-    for (int h = LN / 2; h > 0; h /= 2) {
-#pragma omp simd
-        for (int k = 0; k < h; k++) {
-            a[k] += a[k + h];
-        }
-    }
-    return a[0];
-}
 
 /* Element I (lane L) of row r of a pair: its terms. */
 #define LSM_PAIR_TERM(r, I, L)                                                 \

@@ -1545,6 +1545,54 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return LSM_OK;
 }
 
+/* softmax of a regular contiguous row of n elements, n * sizeof(T) <
+ * LSM_PAIR_BYTES (y may be x): y = exp(x - m), its sums lane by lane in a
+ * fixed tree (as sumexp_short_: an "omp simd reduction" ends in an
+ * in-order chain of LN scalar adds whose latency so short a row does not
+ * hide), then y times 1 / sum. Returns 1, having written nothing, when the
+ * row is special (max +-inf or no finite entry): row_softmax_ then. */
+static int FN(softmax_short_)(const T *x, ptrdiff_t n, T *y) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    const T m = FN(chunk_max_)(x, n, -T_INF);
+    if (!(m > -T_INF && m < T_INF)) {
+        return 1;
+    }
+    T a[LN], e[LN];
+    for (int l = 0; l < LN; l++) {
+        a[l] = e[l] = 0;
+    }
+#define LSM_SOFTMAX_TERM(I, L)                                                 \
+    do {                                                                       \
+        const T d = x[I] - m, t = EXPNEG(d);                                   \
+        y[I] = t;                                                              \
+        a[L] += t;                                                             \
+        e[L] += d != 0 ? t : (T)0;                                             \
+    } while (0)
+    ptrdiff_t i = 0;
+    for (; i + LN <= n; i += LN) {
+#pragma omp simd
+        for (int l = 0; l < LN; l++) {
+            LSM_SOFTMAX_TERM(i + l, l);
+        }
+    }
+    const int r = (int)(n - i);
+#pragma omp simd
+    for (int l = 0; l < r; l++) {
+        LSM_SOFTMAX_TERM(i + l, l);
+    }
+#undef LSM_SOFTMAX_TERM
+    /* all - rest: the count of entries at the max (rounding errors far
+     * below 1/2); then t times 1 / d rounded once, as row_softmax_ */
+    const T rs = FN(lanes_sum_)(e);
+    const double d = rint((double)FN(lanes_sum_)(a) - (double)rs) + (double)rs;
+    const T f = (T)(1.0 / d);
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < n; k++) {
+        y[k] = y[k] * f;
+    }
+    return 0;
+}
+
 /* softmax of one row in two passes, one exp per element. Pass 1 walks the
  * row in segments (a few chunks at most, in cache between their two loops):
  * the segment's max raises the running max m, then t = exp(x - m) is
@@ -1715,8 +1763,13 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         xs[1] == 1 && ys[1] == 1 &&
         (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 && dys[1] == 1));
     if (op == 0 && n < LSM_LONG_ROW) { /* softmax: row_softmax_ */
+        const int pair =
+            FN(pair_rows_)(n, inner, xs) && FN(pair_rows_)(n, inner, ys);
         for (ptrdiff_t r = lo; r < hi; r++) {
             const ptrdiff_t o = r / inner, k = r % inner;
+            if (pair && !FN(softmax_short_)(x + o * xs[0], n, y + o * ys[0])) {
+                continue;
+            }
             FN(row_softmax_)
             (x + o * xs[0] + k * xs[2], xs[1], n, y + o * ys[0] + k * ys[2],
              ys[1], bx, by, FN(next_row_)(x, xs, outer, n, inner, o, k, 1));

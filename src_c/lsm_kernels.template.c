@@ -189,6 +189,34 @@ static LSM_ALWAYS_INLINE T FN(lanes_sum_)(T *restrict a) {
     return a[0];
 }
 
+/* TERM(i, l) for the elements i of [j0, j1), element i in lane l: whole
+ * vectors of LN lanes, then the rest in lanes 0, 1, ... (LN in scope) */
+#define LSM_LANES(j0, j1, TERM)                                                \
+    do {                                                                       \
+        ptrdiff_t i_ = (j0);                                                   \
+        for (; i_ + LN <= (j1); i_ += LN) {                                    \
+            _Pragma("omp simd") for (int l_ = 0; l_ < LN; l_++) {              \
+                TERM(i_ + l_, l_);                                             \
+            }                                                                  \
+        }                                                                      \
+        const int r_ = (int)((j1) - i_);                                       \
+        _Pragma("omp simd") for (int l_ = 0; l_ < r_; l_++) {                  \
+            TERM(i_ + l_, l_);                                                 \
+        }                                                                      \
+    } while (0)
+
+/* Adds to st the lanes' sums of all terms (a) and of the terms of entries
+ * below the max (e): c gets all - rest, the count of entries at the max
+ * plus rounding errors far below 1/2 (the lane loops run on blocks shorter
+ * than LSM_PAIR_BYTES: fewer than LSM_PAIR_BYTES / LSM_VEC_BYTES terms a
+ * lane). */
+static LSM_ALWAYS_INLINE void FN(lanes_stats_)(T *restrict a, T *restrict e,
+                                               STATS *st) {
+    const T rest = FN(lanes_sum_)(e);
+    st->c += rint((double)FN(lanes_sum_)(a) - (double)rest);
+    st->rest += (double)rest;
+}
+
 /* sumexp_block_ and sumexp_v_block_ over blocks shorter than
  * LSM_PAIR_BYTES (a mid-length row's only block, a long row's last), lane by
  * lane and summed in a fixed tree (lanes_sum_), as pair_stats_ does, rather
@@ -226,24 +254,9 @@ FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
             yp[I] = py;                                                        \
         }                                                                      \
     } while (0)
-    ptrdiff_t i = j0;
-    for (; i + LN <= j1; i += LN) {
-#pragma omp simd
-        for (int l = 0; l < LN; l++) {
-            LSM_SHORT_TERM(i + l, l);
-        }
-    }
-    const int r = (int)(j1 - i);
-#pragma omp simd
-    for (int l = 0; l < r; l++) {
-        LSM_SHORT_TERM(i + l, l);
-    }
+    LSM_LANES(j0, j1, LSM_SHORT_TERM);
 #undef LSM_SHORT_TERM
-    /* all - rest: the count of entries at the max (rounding errors far
-     * below 1/2: fewer than LSM_PAIR_BYTES / LSM_VEC_BYTES terms a lane) */
-    const T rs = FN(lanes_sum_)(e);
-    st->c += rint((double)FN(lanes_sum_)(a) - (double)rs);
-    st->rest += (double)rs;
+    FN(lanes_stats_)(a, e, st);
     if (hv) {
         st->tv += (double)FN(lanes_sum_)(f);
     }
@@ -629,33 +642,20 @@ static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
     for (int l = 0; l < LN; l++) {
         a0[l] = e0[l] = a1[l] = e1[l] = 0;
     }
-    ptrdiff_t i = 0;
-    for (; i + LN <= n; i += LN) {
-#pragma omp simd
-        for (int l = 0; l < LN; l++) {
-            LSM_PAIR_TERM(0, i + l, l);
-            if (two) {
-                LSM_PAIR_TERM(1, i + l, l);
-            }
-        }
-    }
-    const int r = (int)(n - i);
-#pragma omp simd
-    for (int l = 0; l < r; l++) {
-        LSM_PAIR_TERM(0, i + l, l);
-        if (two) {
-            LSM_PAIR_TERM(1, i + l, l);
-        }
-    }
-    /* all - rest: the count of entries at the max plus rounding errors far
-     * below 1/2 (fewer than LSM_PAIR_BYTES / LSM_VEC_BYTES terms a lane) */
-    const T r0 = FN(lanes_sum_)(e0);
-    *s0 = (STATS){m0, rint((double)FN(lanes_sum_)(a0) - (double)r0), (double)r0,
-                  0};
+#define LSM_PAIR_TERMS(I, L)                                                   \
+    do {                                                                       \
+        LSM_PAIR_TERM(0, I, L);                                                \
+        if (two) {                                                             \
+            LSM_PAIR_TERM(1, I, L);                                            \
+        }                                                                      \
+    } while (0)
+    LSM_LANES(0, n, LSM_PAIR_TERMS);
+#undef LSM_PAIR_TERMS
+    *s0 = (STATS){m0, 0, 0, 0};
+    FN(lanes_stats_)(a0, e0, s0);
     if (two) {
-        const T r1 = FN(lanes_sum_)(e1);
-        *s1 = (STATS){m1, rint((double)FN(lanes_sum_)(a1) - (double)r1),
-                      (double)r1, 0};
+        *s1 = (STATS){m1, 0, 0, 0};
+        FN(lanes_stats_)(a1, e1, s1);
     }
 }
 
@@ -1568,23 +1568,12 @@ static int FN(softmax_short_)(const T *x, ptrdiff_t n, T *y) {
         a[L] += t;                                                             \
         e[L] += d != 0 ? t : (T)0;                                             \
     } while (0)
-    ptrdiff_t i = 0;
-    for (; i + LN <= n; i += LN) {
-#pragma omp simd
-        for (int l = 0; l < LN; l++) {
-            LSM_SOFTMAX_TERM(i + l, l);
-        }
-    }
-    const int r = (int)(n - i);
-#pragma omp simd
-    for (int l = 0; l < r; l++) {
-        LSM_SOFTMAX_TERM(i + l, l);
-    }
+    LSM_LANES(0, n, LSM_SOFTMAX_TERM);
 #undef LSM_SOFTMAX_TERM
-    /* all - rest: the count of entries at the max (rounding errors far
-     * below 1/2); then t times 1 / d rounded once, as row_softmax_ */
-    const T rs = FN(lanes_sum_)(e);
-    const double d = rint((double)FN(lanes_sum_)(a) - (double)rs) + (double)rs;
+    /* then t times 1 / d rounded once, as row_softmax_ */
+    STATS st = {m, 0, 0, 0};
+    FN(lanes_stats_)(a, e, &st);
+    const double d = st.c + st.rest;
     const T f = (T)(1.0 / d);
 #pragma omp simd
     for (ptrdiff_t k = 0; k < n; k++) {

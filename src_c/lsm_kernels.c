@@ -107,8 +107,8 @@
  * L1/L2: long enough loops across the rows of a block). */
 #define LSM_SHORT 64
 #define LSM_SHORT_BLOCK 1024
-/* logsumexp of contiguous rows shorter than this many bytes takes them two
- * at a time (pair_stats_). A/B (1 thread, avx512), against one row after
+/* Mid-length rows: contiguous rows shorter than this many bytes.
+ * logsumexp takes them two at a time (pair_stats_). A/B (1 thread, avx512), against one row after
  * the other: float32 rows of 65-300 0.63-0.98x the time (0.64-0.72 for
  * 65-200), float64 rows of 65-150 0.72-0.98x; cold caches alike. Longer
  * rows gained less or lost (float32 rows of 340-383 1.1-1.3x), and
@@ -117,8 +117,9 @@
  * statistics passes sum blocks this short lane by lane in the same fixed
  * tree (sumexp_short_): float32 rows of 128-319 0.86-0.97x the time,
  * float64 rows of 100-128 0.89-0.91x (rows of 65 1.05x), longer rows
- * unchanged. */
-#define LSM_PAIR_BYTES 1280
+ * unchanged; softmax has its own short row function (softmax_short_):
+ * float32 rows of 65-319 0.64-0.87x, float64 rows of 65-159 0.83-0.94x. */
+#define LSM_MID_BYTES 1280
 
 /* F(R, n, ...), R and n those of the calling scope, with n a compile-time
  * constant for n = 2..16 (loops over a short row then vectorise), else with

@@ -208,7 +208,7 @@ static LSM_ALWAYS_INLINE T FN(lanes_sum_)(T *restrict a) {
 /* Adds to st the lanes' sums of all terms (a) and of the terms of entries
  * below the max (e): c gets all - rest, the count of entries at the max
  * plus rounding errors far below 1/2 (the lane loops run on blocks shorter
- * than LSM_PAIR_BYTES: fewer than LSM_PAIR_BYTES / LSM_VEC_BYTES terms a
+ * than LSM_MID_BYTES: fewer than LSM_MID_BYTES / LSM_VEC_BYTES terms a
  * lane). */
 static LSM_ALWAYS_INLINE void FN(lanes_stats_)(T *restrict a, T *restrict e,
                                                STATS *st) {
@@ -218,7 +218,7 @@ static LSM_ALWAYS_INLINE void FN(lanes_stats_)(T *restrict a, T *restrict e,
 }
 
 /* sumexp_block_ and sumexp_v_block_ over blocks shorter than
- * LSM_PAIR_BYTES (a mid-length row's only block, a long row's last), lane by
+ * LSM_MID_BYTES (a mid-length row's only block, a long row's last), lane by
  * lane and summed in a fixed tree (lanes_sum_), as pair_stats_ does, rather
  * than an "omp simd reduction" ending in an in-order chain of LN scalar adds
  * whose latency such short blocks do not hide. v (the JVP) when hv; the
@@ -274,7 +274,7 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
     const T *xp = has_prev ? p->x : NULL;
     T *yp = has_prev ? p->y : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
-    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_PAIR_BYTES) {
+    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
         return;
     }
@@ -359,7 +359,7 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     T *yp = has_prev ? p->y : NULL, *dyp = has_prev ? p->dy : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
     const T qp = has_prev ? p->q : 0;
-    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_PAIR_BYTES) {
+    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, v, j0, j1, m, st, p, has_prev, 1);
         return;
     }
@@ -619,8 +619,7 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
     return 0;
 }
 
-/* ------------------------------------------------- mid-length rows, in pairs
- */
+/* ------------------------------------------------ mid-length rows in pairs */
 
 /* Element I (lane L) of row r of a pair: its terms. */
 #define LSM_PAIR_TERM(r, I, L)                                                 \
@@ -660,7 +659,7 @@ static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
 }
 
 /* The statistics (for logsumexp) of the contiguous rows x0 and x1 (x1
- * NULL: x0 alone) of n elements (pair_rows_), their sums side by side: two
+ * NULL: x0 alone) of n elements (mid_rows_), their sums side by side: two
  * independent chains of adds per loop, where a row alone leaves the fixed
  * latency of its max, exps and sums to hold up the next. Returns 1 when a
  * row is special (max +-inf or no finite entry): the caller then takes the
@@ -681,11 +680,11 @@ static int FN(pair_stats_)(const T *x0, const T *x1, ptrdiff_t n, STATS *s0,
     return 0;
 }
 
-/* Whether the rows of the (outer, n, inner) view with strides xs go
- * through pair_stats_: contiguous rows one after another, shorter than
- * LSM_PAIR_BYTES. */
-static int FN(pair_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *xs) {
-    return n > 0 && n * (ptrdiff_t)sizeof(T) < LSM_PAIR_BYTES && inner == 1 &&
+/* Whether the rows of the (outer, n, inner) view with strides xs are
+ * mid-length rows (pair_stats_, softmax_short_): contiguous rows one after
+ * another, shorter than LSM_MID_BYTES. */
+static int FN(mid_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *xs) {
+    return n > 0 && n * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES && inner == 1 &&
            xs[1] == 1;
 }
 
@@ -1414,7 +1413,7 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
                                 const ptrdiff_t os[2]) {
     T bx[LSM_CHUNK];
     const ptrdiff_t G = LSM_GROUP;
-    const int pair = FN(pair_rows_)(n, inner, xs);
+    const int pair = FN(mid_rows_)(n, inner, xs);
     for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {
         const ptrdiff_t cnt = hi - g0 < G ? hi - g0 : G;
         double c[LSM_GROUP], rest[LSM_GROUP], m[LSM_GROUP], v[LSM_GROUP];
@@ -1546,7 +1545,7 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
 }
 
 /* softmax of a regular contiguous row of n elements, n * sizeof(T) <
- * LSM_PAIR_BYTES (y may be x): y = exp(x - m), its sums lane by lane in a
+ * LSM_MID_BYTES (y may be x): y = exp(x - m), its sums lane by lane in a
  * fixed tree (as sumexp_short_: an "omp simd reduction" ends in an
  * in-order chain of LN scalar adds whose latency so short a row does not
  * hide), then y times 1 / sum. Returns 1, having written nothing, when the
@@ -1752,11 +1751,11 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         xs[1] == 1 && ys[1] == 1 &&
         (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 && dys[1] == 1));
     if (op == 0 && n < LSM_LONG_ROW) { /* softmax: row_softmax_ */
-        const int pair =
-            FN(pair_rows_)(n, inner, xs) && FN(pair_rows_)(n, inner, ys);
+        const int mid =
+            FN(mid_rows_)(n, inner, xs) && FN(mid_rows_)(n, inner, ys);
         for (ptrdiff_t r = lo; r < hi; r++) {
             const ptrdiff_t o = r / inner, k = r % inner;
-            if (pair && !FN(softmax_short_)(x + o * xs[0], n, y + o * ys[0])) {
+            if (mid && !FN(softmax_short_)(x + o * xs[0], n, y + o * ys[0])) {
                 continue;
             }
             FN(row_softmax_)

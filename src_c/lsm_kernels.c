@@ -108,10 +108,10 @@
 #define LSM_SHORT 64
 #define LSM_SHORT_BLOCK 1024
 /* Mid-length rows: contiguous rows shorter than this many bytes.
- * logsumexp takes them two at a time (pair_stats_). A/B (1 thread, avx512), against one row after
- * the other: float32 rows of 65-300 0.63-0.98x the time (0.64-0.72 for
- * 65-200), float64 rows of 65-150 0.72-0.98x; cold caches alike. Longer
- * rows gained less or lost (float32 rows of 340-383 1.1-1.3x), and
+ * logsumexp takes them two at a time (pair_stats_). A/B (1 thread, avx512),
+ * against one row after the other: float32 rows of 65-300 0.63-0.98x the time
+ * (0.64-0.72 for 65-200), float64 rows of 65-150 0.72-0.98x; cold caches alike.
+ * Longer rows gained less or lost (float32 rows of 340-383 1.1-1.3x), and
  * log_softmax and the JVP, whose output streams dominate, lost 1.1-1.5x
  * pairwise (rows of 128-383), so they keep one row at a time; but their
  * statistics passes sum blocks this short lane by lane in the same fixed

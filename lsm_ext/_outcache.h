@@ -252,9 +252,12 @@ static size_t lsm_oc_set_limit(size_t limit) {
     return prev;
 }
 
-/* Bytes held, hits and misses (allocations of at least LSM_OC_MIN bytes). */
-static void lsm_oc_stats(size_t *held, uint64_t *hits, uint64_t *misses) {
+/* The limit, bytes held, hits and misses (allocations of at least
+ * LSM_OC_MIN bytes), read together under the lock. */
+static void lsm_oc_stats(size_t *limit, size_t *held, uint64_t *hits,
+                         uint64_t *misses) {
     PyThread_acquire_lock(lsm_oc.lock, WAIT_LOCK);
+    *limit = lsm_oc.limit;
     *held = lsm_oc.held;
     *hits = lsm_oc.hits;
     *misses = lsm_oc.misses;

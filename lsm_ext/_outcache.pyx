@@ -18,7 +18,8 @@ cdef extern from "_outcache.h":
     size_t LSM_OC_MIN
     int lsm_oc_init(size_t limit) except -1
     size_t lsm_oc_set_limit(size_t limit) nogil
-    void lsm_oc_stats(size_t *held, uint64_t *hits, uint64_t *misses) nogil
+    void lsm_oc_stats(size_t *limit, size_t *held, uint64_t *hits,
+                      uint64_t *misses) nogil
     int LSM_OC_LINE, LSM_OC_STEP, LSM_OC_OFFSETS
     object lsm_oc_handler_capsule(int i)
     object PyDataMem_SetHandler(object handler)
@@ -40,8 +41,7 @@ def _limit_from_env():
     return int(mb * (1 << 20))
 
 
-cdef size_t _limit = _limit_from_env()
-lsm_oc_init(_limit)
+lsm_oc_init(_limit_from_env())
 cdef list _handlers = [lsm_oc_handler_capsule(i) for i in range(LSM_OC_OFFSETS)]
 
 
@@ -83,18 +83,16 @@ def set_output_cache(nbytes):
 
     Returns the previous limit in bytes.
     """
-    global _limit
     n = int(nbytes)
     if n < 0:
         raise ValueError(f"nbytes must be >= 0, not {nbytes!r}")
-    _limit = n
     return lsm_oc_set_limit(n)
 
 
 def output_cache_info():
     """The output cache's state: a dict with the limit and the bytes held (in
     bytes), and the hits and misses of allocations of at least 1 MiB."""
-    cdef size_t held
+    cdef size_t limit, held
     cdef uint64_t hits, misses
-    lsm_oc_stats(&held, &hits, &misses)
-    return {"limit": _limit, "held": held, "hits": hits, "misses": misses}
+    lsm_oc_stats(&limit, &held, &hits, &misses)
+    return {"limit": limit, "held": held, "hits": hits, "misses": misses}

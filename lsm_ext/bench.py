@@ -6,7 +6,8 @@
 Every op is timed in rounds: each round calls lsm_ext (plain and out=), the
 floor, SciPy and NumPy once each, side by side; times are medians over the
 rounds and every ratio is the median of the per-round ratios (machines are
-shared and noisy; ratios of calls made together are what to read):
+shared and noisy; ratios of calls made together are what to read; a note
+before the table says when the load average shows other work on the cores):
 
 Before each timed call (ours, the floor's, SciPy's, NumPy's alike) a buffer
 of twice the last-level cache is read, so every call starts with its arrays
@@ -46,6 +47,7 @@ floors become L3 copies rather than memory copies).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import timeit
@@ -474,6 +476,24 @@ def small_call_latency(out=sys.stdout):
     return res
 
 
+def _busy_note(threads):
+    """A warning, before the table, when other work shares the cores: the load
+    average over the last minute is more than one core above what the most
+    threads timed would leave idle. Else ''. Shared machines make such runs
+    slow and noisy; the ratios, measured side by side, suffer less."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return ""
+    cores = os.cpu_count() or 1
+    if load <= cores - max(threads) + 1:
+        return ""
+    return (
+        f"note: load average {load:.1f} on {cores} cores: other work is running, "
+        f"so the times (and the {max(threads)}-thread rows most) may be slow"
+    )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python -m lsm_ext.bench",
@@ -526,6 +546,9 @@ def main(argv=None):
     if args.shapes:
         shapes = [sa for sa in shapes if args.shapes in str(sa[0])]
     repeat = args.repeat or (3 if args.quick else 7)
+    busy = _busy_note(threads)
+    if busy:
+        print(busy)
     print()
     benchmark(shapes, repeat, cache=args.cache, threads=threads)
     small_call_latency()

@@ -629,13 +629,12 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
         e##r[L] += d != 0 ? t : (T)0;                                          \
     } while (0)
 
-/* The sums of row 0 (and of row 1 when two) of pair_stats_, lane by lane:
- * the same lanes, adds and order for a row whichever of the two it is, and
- * whether or not the other is there. */
+/* The sums of the two rows of pair_stats_, lane by lane: each row's lanes,
+ * adds and order are sumexp_short_'s, so a row gets the same sums paired or
+ * alone. */
 static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
                                              const T *restrict x1, ptrdiff_t n,
-                                             T m0, T m1, STATS *s0, STATS *s1,
-                                             int two) {
+                                             T m0, T m1, STATS *s0, STATS *s1) {
     enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
     T a0[LN], e0[LN], a1[LN], e1[LN];
     for (int l = 0; l < LN; l++) {
@@ -644,18 +643,14 @@ static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
 #define LSM_PAIR_TERMS(I, L)                                                   \
     do {                                                                       \
         LSM_PAIR_TERM(0, I, L);                                                \
-        if (two) {                                                             \
-            LSM_PAIR_TERM(1, I, L);                                            \
-        }                                                                      \
+        LSM_PAIR_TERM(1, I, L);                                                \
     } while (0)
     LSM_LANES(0, n, LSM_PAIR_TERMS);
 #undef LSM_PAIR_TERMS
     *s0 = (STATS){m0, 0, 0, 0};
     FN(lanes_stats_)(a0, e0, s0);
-    if (two) {
-        *s1 = (STATS){m1, 0, 0, 0};
-        FN(lanes_stats_)(a1, e1, s1);
-    }
+    *s1 = (STATS){m1, 0, 0, 0};
+    FN(lanes_stats_)(a1, e1, s1);
 }
 
 /* The statistics (for logsumexp) of the contiguous rows x0 and x1 (x1
@@ -673,9 +668,10 @@ static int FN(pair_stats_)(const T *x0, const T *x1, ptrdiff_t n, STATS *s0,
         return 1;
     }
     if (x1) {
-        FN(pair_sums_)(x0, x1, n, m0, m1, s0, s1, 1);
+        FN(pair_sums_)(x0, x1, n, m0, m1, s0, s1);
     } else {
-        FN(pair_sums_)(x0, x0, n, m0, m0, s0, s0, 0);
+        *s0 = (STATS){m0, 0, 0, 0};
+        FN(sumexp_short_)(x0, NULL, 0, n, m0, s0, NULL, 0, 0);
     }
     return 0;
 }
@@ -1054,6 +1050,27 @@ static LSM_ALWAYS_INLINE void FN(transpose_n_)(ptrdiff_t R, ptrdiff_t n,
     }
 }
 
+/* One column j of a transposed short block (xj, and vj for the JVP when
+ * hv): each row's terms added to its sums, the max's terms (exactly 1 each)
+ * counted apart from the others, so that terms below ulp(1) still reach
+ * the sum. */
+static LSM_ALWAYS_INLINE void FN(short_sums_)(ptrdiff_t R, const T *restrict xj,
+                                              const T *restrict vj,
+                                              const T *restrict m,
+                                              T *restrict c, T *restrict rest,
+                                              T *restrict tv, int hv) {
+#pragma omp simd
+    for (ptrdiff_t r = 0; r < R; r++) {
+        T t = EXPSUM(xj[r] - m[r]);
+        int at_max = xj[r] == m[r];
+        c[r] += at_max ? (T)1 : (T)0;
+        rest[r] += at_max ? (T)0 : t;
+        if (hv) {
+            tv[r] += t * vj[r];
+        }
+    }
+}
+
 /* R rows of n elements at a into the transposed block b (back = 0), or the
  * transposed block a back into rows at b (back = 1). */
 static void FN(transpose_)(ptrdiff_t R, ptrdiff_t n, const T *restrict a,
@@ -1110,23 +1127,9 @@ static void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
                 rest[r] += at_max ? (T)0 : t;
             }
         } else if (op == 2) {
-            const T *restrict vj = vt + j * R;
-#pragma omp simd
-            for (ptrdiff_t r = 0; r < R; r++) {
-                T t = EXPSUM(xj[r] - m[r]);
-                int at_max = xj[r] == m[r];
-                c[r] += at_max ? (T)1 : (T)0;
-                rest[r] += at_max ? (T)0 : t;
-                tv[r] += t * vj[r];
-            }
+            FN(short_sums_)(R, xj, vt + j * R, m, c, rest, tv, 1);
         } else {
-#pragma omp simd
-            for (ptrdiff_t r = 0; r < R; r++) {
-                T t = EXPSUM(xj[r] - m[r]);
-                int at_max = xj[r] == m[r];
-                c[r] += at_max ? (T)1 : (T)0;
-                rest[r] += at_max ? (T)0 : t;
-            }
+            FN(short_sums_)(R, xj, NULL, m, c, rest, tv, 0);
         }
     }
     if (op == 0) {

@@ -1,5 +1,7 @@
 """Type stubs for the compiled kernel skin (lsm_ext/_core.pyx)."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,3 +20,11 @@ def exp(x: _Arr, y: _Arr) -> None: ...
 def isa() -> str: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+
+LOGSUMEXP: int
+SOFTMAX: int
+LOG_SOFTMAX: int
+JVP: int
+VJP: int
+
+def fast(op: int, a: object, v: object, axis: object, keepdims: bool = ...) -> Any: ...

@@ -4,10 +4,19 @@
 Each function takes typed memoryviews of the canonical (outer, n, inner)
 view (read-only inputs work), converts byte strides to element strides and
 calls the kernel with the GIL released. Axis handling, dtype promotion,
-allocation and empty inputs live in ``_numpy.py``.
+allocation and empty inputs live in ``_numpy.py``; ``fast`` below is the
+one shortcut past them, for the plain case that small calls meet most.
 """
 
 from libc.stddef cimport ptrdiff_t
+
+cimport numpy as cnp
+from cpython.ref cimport Py_INCREF
+
+from ._outcache import MIN_BYTES as _OC_MIN_BYTES
+from ._outcache import empty as _oc_empty
+
+cnp.import_array()
 
 ctypedef fused real:
     float
@@ -302,3 +311,178 @@ def exp(const real[:] x, real[:] y):
             rc = lsm_exp_f64(x.shape[0], &x[0], x.strides[0] // <ptrdiff_t>sizeof(real),
                              &y[0], y.strides[0] // <ptrdiff_t>sizeof(real))
     _check(rc)
+
+
+# ----------------------------------------------------------- the fast path
+#
+# A call on a small array costs more in Python than in its kernel (a
+# 10-element softmax through _dispatch and _numpy: 4-6 us, the kernel well
+# under 1 us). `fast` does the common case in one step: exact ndarrays of
+# native float32/float64, C-contiguous, aligned, not empty, of one shape,
+# reduced over one int axis or all; it returns None for anything else, and
+# the general path then runs (and raises the errors).
+
+cdef enum:
+    OP_LOGSUMEXP = 0
+    OP_SOFTMAX = 1
+    OP_LOG_SOFTMAX = 2
+    OP_JVP = 3
+    OP_VJP = 4
+
+LOGSUMEXP, SOFTMAX, LOG_SOFTMAX, JVP, VJP = range(5)
+
+cdef int _PLAIN = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+
+
+cdef inline int _plain_type(object a):
+    """The type number of an exact ndarray of native float32 or float64 that
+    is C-contiguous, aligned and not empty; -1 for anything else."""
+    if not cnp.PyArray_CheckExact(a):
+        return -1
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+        return -1
+    if ((cnp.PyArray_FLAGS(arr) & _PLAIN) != _PLAIN
+            or not cnp.PyArray_ISNOTSWAPPED(arr)
+            or cnp.PyArray_NDIM(arr) == 0 or cnp.PyArray_SIZE(arr) == 0):
+        return -1
+    return t
+
+
+cdef object _new(cnp.ndarray like, int t, ptrdiff_t inner):
+    """An uninitialised array of like's shape and type t: large ones through
+    the output cache (at like's offset from a cache line when the kernel
+    writes by column blocks, inner > 1, as _numpy's _empty_like_perm)."""
+    if cnp.PyArray_SIZE(like) * cnp.PyArray_ITEMSIZE(like) < _OC_MIN_BYTES:
+        return cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(like),
+                                     cnp.PyArray_DIMS(like), t)
+    cdef object a = like
+    return _oc_empty(a.shape, a.dtype, a if inner > 1 else None)
+
+
+def fast(int op, a, v, axis, bint keepdims=False):
+    """op (LOGSUMEXP, SOFTMAX, LOG_SOFTMAX, JVP, VJP) of a (and v, the
+    second input of the JVP and VJP, else None) over axis (None or an int),
+    in the plain case; None when the general path must run. logsumexp gives
+    a NumPy scalar for a 0-d result, the JVP a tuple (y, dy)."""
+    cdef int t = _plain_type(a)
+    if t < 0:
+        return None
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef cnp.ndarray w = None
+    cdef int nd = cnp.PyArray_NDIM(x)
+    cdef cnp.npy_intp *shape = cnp.PyArray_DIMS(x)
+    cdef int i, ax
+    if op == OP_JVP or op == OP_VJP:
+        if _plain_type(v) != t:
+            return None
+        w = <cnp.ndarray>v
+        if cnp.PyArray_NDIM(w) != nd:
+            return None
+        for i in range(nd):
+            if cnp.PyArray_DIMS(w)[i] != shape[i]:
+                return None
+    # (outer, n, inner)
+    cdef ptrdiff_t outer = 1, n, inner = 1
+    if axis is None:
+        ax = -1
+        n = cnp.PyArray_SIZE(x)
+    else:
+        if type(axis) is not int or not -nd <= axis < nd:
+            return None
+        ax = axis
+        if ax < 0:
+            ax += nd
+        for i in range(ax):
+            outer *= shape[i]
+        n = shape[ax]
+        for i in range(ax + 1, nd):
+            inner *= shape[i]
+    cdef ptrdiff_t xs[3]
+    cdef ptrdiff_t os[2]
+    xs[0] = n * inner
+    xs[1] = inner
+    xs[2] = 1
+    os[0] = inner
+    os[1] = 1
+    cdef int rc = 0
+    cdef cnp.npy_intp rdims[64]  # NPY_MAXDIMS
+    cdef int rnd = 0
+    cdef cnp.ndarray y, dy
+    cdef bint f32 = t == cnp.NPY_FLOAT
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pw = NULL if w is None else cnp.PyArray_DATA(w)
+    cdef void *py
+    cdef void *pd
+    if op == OP_LOGSUMEXP:
+        for i in range(nd):
+            if i == ax or ax < 0:
+                if keepdims:
+                    rdims[rnd] = 1
+                    rnd += 1
+            else:
+                rdims[rnd] = shape[i]
+                rnd += 1
+        y = <cnp.ndarray>cnp.PyArray_SimpleNew(rnd, rdims, t)
+        py = cnp.PyArray_DATA(y)
+        with nogil:
+            if f32:
+                rc = lsm_logsumexp_f32(outer, n, inner, <const float *>px, xs,
+                                       <float *>py, os)
+            else:
+                rc = lsm_logsumexp_f64(outer, n, inner, <const double *>px, xs,
+                                       <double *>py, os)
+        _check(rc)
+        if rnd == 0:  # a NumPy scalar, as SciPy gives
+            Py_INCREF(y)  # PyArray_Return steals a reference
+            return cnp.PyArray_Return(y)
+        return y
+    y = <cnp.ndarray>_new(x, t, inner)
+    py = cnp.PyArray_DATA(y)
+    if op == OP_SOFTMAX:
+        with nogil:
+            if f32:
+                rc = lsm_softmax_f32(outer, n, inner, <const float *>px, xs,
+                                     <float *>py, xs)
+            else:
+                rc = lsm_softmax_f64(outer, n, inner, <const double *>px, xs,
+                                     <double *>py, xs)
+    elif op == OP_LOG_SOFTMAX:
+        with nogil:
+            if f32:
+                rc = lsm_log_softmax_f32(outer, n, inner, <const float *>px,
+                                         xs, <float *>py, xs)
+            else:
+                rc = lsm_log_softmax_f64(outer, n, inner, <const double *>px,
+                                         xs, <double *>py, xs)
+    elif op == OP_VJP:
+        with nogil:
+            if f32:
+                rc = lsm_log_softmax_vjp_f32(outer, n, inner, <const float *>px,
+                                             xs, <const float *>pw, xs,
+                                             <float *>py, xs)
+            else:
+                rc = lsm_log_softmax_vjp_f64(outer, n, inner,
+                                             <const double *>px, xs,
+                                             <const double *>pw, xs,
+                                             <double *>py, xs)
+    elif op == OP_JVP:
+        dy = <cnp.ndarray>_new(x, t, inner)
+        pd = cnp.PyArray_DATA(dy)
+        with nogil:
+            if f32:
+                rc = lsm_log_softmax_jvp_f32(outer, n, inner, <const float *>px,
+                                             xs, <const float *>pw, xs,
+                                             <float *>py, xs, <float *>pd, xs)
+            else:
+                rc = lsm_log_softmax_jvp_f64(outer, n, inner,
+                                             <const double *>px, xs,
+                                             <const double *>pw, xs,
+                                             <double *>py, xs, <double *>pd, xs)
+        _check(rc)
+        return (y, dy)
+    else:
+        raise ValueError(f"fast: unknown op {op}")
+    _check(rc)
+    return y

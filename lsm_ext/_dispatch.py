@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from . import _numpy
+from . import _core, _numpy
 from ._cupy import is_cupy_array as _is_cupy
 
 # Arrays of any supported library (NumPy, CuPy, array-API namespaces, Dask)
@@ -254,6 +254,10 @@ def logsumexp(
     >>> lx.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    if out is None and b is None and not return_sign:
+        r = _core.fast(_core.LOGSUMEXP, a, None, axis, keepdims)
+        if r is not None:  # the plain case, in one step (small calls)
+            return r
     return _route(
         "logsumexp",
         dict(a=a, b=b),
@@ -295,6 +299,10 @@ def softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
     >>> lx.softmax([0.0, 0.0, 0.0, 0.0])
     array([0.25, 0.25, 0.25, 0.25])
     """
+    if out is None:
+        r = _core.fast(_core.SOFTMAX, x, None, axis)
+        if r is not None:
+            return r
     return _route("softmax", dict(x=x), axis=axis, out=out)
 
 
@@ -329,6 +337,10 @@ def log_softmax(x: ArrayLike, axis: Axis = None, *, out: Any = None) -> Any:
     >>> float(lx.log_softmax([0.0, -40.0])[0])
     -4.248354255291589e-18
     """
+    if out is None:
+        r = _core.fast(_core.LOG_SOFTMAX, x, None, axis)
+        if r is not None:
+            return r
     return _route("log_softmax", dict(x=x), axis=axis, out=out)
 
 
@@ -364,6 +376,10 @@ def log_softmax_jvp(
     >>> dy
     array([-1.,  1.])
     """
+    if out is None:
+        r = _core.fast(_core.JVP, x, v, axis)
+        if r is not None:
+            return r
     return _route("log_softmax_jvp", dict(x=x, v=v), axis=axis, out=out)
 
 
@@ -397,4 +413,8 @@ def log_softmax_vjp(
     >>> lx.log_softmax_vjp(np.log([0.5, 0.5]), [1.0, 0.0])
     array([ 0.5, -0.5])
     """
+    if out is None:
+        r = _core.fast(_core.VJP, y, g, axis)
+        if r is not None:
+            return r
     return _route("log_softmax_vjp", dict(y=y, g=g), axis=axis, out=out)

@@ -157,7 +157,7 @@ def _empty_like_perm(a, perm, dtype, inner):
     """An output of a's shape whose memory order follows perm, and the output
     seen in a's axis order; written by column blocks (inner > 1), at a's offset
     from a cache line (the blocks are cut to a's lines), else on a line."""
-    like = a if inner > 1 else None
+    like = a if inner > 1 else None  # as _core.fast's _new
     if perm is _IDENTITY[a.ndim] or perm == _IDENTITY[a.ndim]:
         buf = _empty(a.shape, dtype, like)
         return buf, buf
@@ -195,51 +195,6 @@ def _finish(res, axes, keepdims, ndim_in):
 # -------------------------------------------------------------- logsumexp
 
 
-def _fast_dims(a, axis):
-    """(outer, n, inner) for the common case, found in few steps: a
-    C-contiguous, aligned float32/float64 ndarray, reduced over one int axis
-    or all (None). None when the general path must run (it also raises the
-    errors)."""
-    if type(a) is not np.ndarray:
-        return None
-    dt = a.dtype
-    if not (dt == _F64 or dt == _F32):
-        return None
-    shape = a.shape
-    nd = len(shape)
-    size = a.size
-    if nd == 0 or size == 0:
-        return None
-    fl = a.flags
-    if not (fl.c_contiguous and fl.aligned):
-        return None
-    if axis is None:
-        return (1, size, 1)
-    if type(axis) is not int or not -nd <= axis < nd:
-        return None
-    ax = axis + nd if axis < 0 else axis
-    n = shape[ax]
-    inner = prod(shape[ax + 1 :]) if ax + 1 < nd else 1
-    return (size // (n * inner), n, inner)
-
-
-def _fast_lse(a, axis, keepdims):
-    """logsumexp without b and return_sign in the common case of _fast_dims:
-    the result, or None when the general path must run."""
-    dims = _fast_dims(a, axis)
-    if dims is None:
-        return None
-    buf = np.empty((dims[0], dims[2]), a.dtype)
-    _core.logsumexp(a.reshape(dims), buf)
-    shape = a.shape
-    if axis is None:
-        return buf.reshape((1,) * len(shape)) if keepdims else buf[0, 0]
-    ax = axis + len(shape) if axis < 0 else axis
-    kept = (1,) if keepdims else ()
-    res = buf.reshape(shape[:ax] + kept + shape[ax + 1 :])
-    return res[()] if res.ndim == 0 else res
-
-
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None):
     if out is not None:
         # the result is reduced (small): computed apart, then copied
@@ -252,7 +207,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, out=None)
             np.copyto(o, r, casting="same_kind")
         return out
     if b is None and not return_sign:
-        r = _fast_lse(a, axis, keepdims)
+        r = _core.fast(_core.LOGSUMEXP, a, None, axis, keepdims)
         if r is not None:
             return r
     a_arr = np.asarray(a)
@@ -469,39 +424,19 @@ def _out_views(outs_user, xs, perm, dims, cdt, rdt, scalar):
     return views
 
 
-def _fast(kernel, axis, arrs, n_out):
-    """The elementwise kernels in the common case of _fast_dims (all arrays
-    alike): the outputs, or None when the general path must run."""
-    a = arrs[0]
-    dims = _fast_dims(a, axis)
-    if dims is None:
-        return None
-    dt, shape = a.dtype, a.shape
-    for o in arrs[1:]:
-        if type(o) is not np.ndarray or o.dtype != dt or o.shape != shape:
-            return None
-        fl = o.flags
-        if not (fl.c_contiguous and fl.aligned):
-            return None
-    like = a if dims[2] > 1 else None  # as in _empty_like_perm
-    outs = [_empty(shape, dt, like) for _ in range(n_out)]
-    kernel(*[o.reshape(dims) for o in arrs], *[o.reshape(dims) for o in outs])
-    return outs
-
-
 def softmax(x, axis=None, out=None):
     if out is None:
-        r = _fast(_core.softmax, axis, (x,), 1)
+        r = _core.fast(_core.SOFTMAX, x, None, axis)
         if r is not None:
-            return r[0]
+            return r
     return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1, out)
 
 
 def log_softmax(x, axis=None, out=None):
     if out is None:
-        r = _fast(_core.log_softmax, axis, (x,), 1)
+        r = _core.fast(_core.LOG_SOFTMAX, x, None, axis)
         if r is not None:
-            return r[0]
+            return r
     return _elementwise(
         _core.log_softmax, "log_softmax", axis, _prepare(x, "log_softmax"), 1, out
     )
@@ -509,9 +444,9 @@ def log_softmax(x, axis=None, out=None):
 
 def log_softmax_jvp(x, v, axis=None, out=None):
     if out is None:
-        r = _fast(_core.log_softmax_jvp, axis, (x, v), 2)
+        r = _core.fast(_core.JVP, x, v, axis)
         if r is not None:
-            return tuple(r)
+            return r
     return _elementwise(
         _core.log_softmax_jvp,
         "log_softmax_jvp",
@@ -524,9 +459,9 @@ def log_softmax_jvp(x, v, axis=None, out=None):
 
 def log_softmax_vjp(y, g, axis=None, out=None):
     if out is None:
-        r = _fast(_core.log_softmax_vjp, axis, (y, g), 1)
+        r = _core.fast(_core.VJP, y, g, axis)
         if r is not None:
-            return r[0]
+            return r
     return _elementwise(
         _core.log_softmax_vjp,
         "log_softmax_vjp",

@@ -4,6 +4,7 @@ import numpy as np
 import numpy.typing as npt
 
 DEFAULT_LIMIT_MB: int
+MIN_BYTES: int
 
 def empty(
     shape: int | tuple[int, ...],

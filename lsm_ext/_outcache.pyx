@@ -25,6 +25,7 @@ cdef extern from "_outcache.h":
     object PyDataMem_SetHandler(object handler)
 
 DEFAULT_LIMIT_MB = 256
+MIN_BYTES = LSM_OC_MIN  # smaller outputs are plain np.empty
 
 
 def _limit_from_env():

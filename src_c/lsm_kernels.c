@@ -67,6 +67,9 @@
 #define LSM_COL_BYTES 1024
 #define LSM_COLS(T) ((ptrdiff_t)(LSM_COL_BYTES / sizeof(T)))
 #define LSM_COL_ROWS 64
+/* Most segments of a column block that softmax records a shift for (see
+ * cols_softmax_). */
+#define LSM_COL_SEGS 16
 /* Inline always, so that a call with a constant length unrolls into
  * registers. */
 #if defined(__GNUC__) || defined(__clang__)

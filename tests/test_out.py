@@ -17,10 +17,13 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import lsm_ext as lx
 
-# (shape, axis): short rows, 2 chunks, long rows, column path, 3-d middle
-# axis (inner > 1), a wide column block, all axes, a 0-d input
+# (shape, axis): short rows (of 8 and 4: the VJP takes those as they lie),
+# 2 chunks, long rows, column path, 3-d middle axis (inner > 1), a wide
+# column block, all axes, a 0-d input
 CASES = [
     ((7, 5), -1),
+    ((9, 8), -1),
+    ((6, 4), -1),
     ((7, 5), 0),
     ((300, 2000), -1),
     ((3, 5000), -1),

@@ -2008,10 +2008,6 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
         T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-        /* in place (y or dy the same memory as x or v): each row of the
-         * inputs is copied before the outputs overwrite it */
-        const int x_aliased = xb == yb || xb == dyb;
-        const int v_aliased = vb && (vb == yb || vb == dyb);
         if (op == 0 && sizeof(T) == 8) {
             /* float64 softmax with one exp per element: y written, then
              * scaled. A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)):
@@ -2048,6 +2044,10 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                 m[k] = (T)NAN;
             }
         }
+        /* in place (y or dy the same memory as x or v): each row of the
+         * inputs is copied before the outputs overwrite it */
+        const int x_aliased = xb == yb || xb == dyb;
+        const int v_aliased = vb && (vb == yb || vb == dyb);
         for (ptrdiff_t j = 0; j < n; j++) {
             if (j + LSM_AHEAD < n) {
                 const ptrdiff_t ja = j + LSM_AHEAD;

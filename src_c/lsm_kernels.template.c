@@ -2279,31 +2279,81 @@ static void FN(vjp_short_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     }
 }
 
+/* The sum of g over [i0, i1) of a row (g at stride gs): chunk sums added
+ * in double, in order. */
+static double FN(vjp_sum_)(const T *g, ptrdiff_t gs, ptrdiff_t i0, ptrdiff_t i1,
+                           T *restrict bg) {
+    double s = 0;
+    for (ptrdiff_t j0 = i0; j0 < i1; j0 += LSM_CHUNK) {
+        ptrdiff_t len = i1 - j0 < LSM_CHUNK ? i1 - j0 : LSM_CHUNK;
+        s += FN(chunk_sum_)(FN(gather_)(g + j0 * gs, gs, len, bg), len);
+    }
+    return s;
+}
+
+/* The sum of g over a row of n elements. A row of n >= LSM_SPLIT_MIN is
+ * summed in blocks of split_len_(n) (each block's sum from 0, then the
+ * blocks' sums in order), whether one thread sums it or several share its
+ * blocks: the same sum whatever the thread count. */
+static double FN(vjp_row_sum_)(const T *g, ptrdiff_t gs, ptrdiff_t n,
+                               int shared) {
+    if (n < LSM_SPLIT_MIN) {
+        T bg[LSM_CHUNK];
+        return FN(vjp_sum_)(g, gs, 0, n, bg);
+    }
+    const ptrdiff_t B = FN(split_len_)(n), nb = (n + B - 1) / B;
+    double sb[LSM_SPLIT_MAX];
+    if (shared) {
+        LSM_SHARED(nb, 1, n, {
+            T bg[LSM_CHUNK];
+            for (ptrdiff_t b = lo_; b < hi_; b++) {
+                const ptrdiff_t i1 = n - b * B < B ? n : (b + 1) * B;
+                sb[b] = FN(vjp_sum_)(g, gs, b * B, i1, bg);
+            }
+        });
+    } else {
+        T bg[LSM_CHUNK];
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const ptrdiff_t i1 = n - b * B < B ? n : (b + 1) * B;
+            sb[b] = FN(vjp_sum_)(g, gs, b * B, i1, bg);
+        }
+    }
+    double s = 0;
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        s += sb[b];
+    }
+    return s;
+}
+
+/* dx = g - exp(y) * s over the elements [lo, hi) (lo a multiple of
+ * LSM_CHUNK) of one row; dx may be y or g (inputs copied chunk by chunk
+ * first). */
+static void FN(vjp_out_range_)(ptrdiff_t lo, ptrdiff_t hi, const T *yr,
+                               ptrdiff_t sy, const T *gr, ptrdiff_t sg, T *dr,
+                               ptrdiff_t sd, T s) {
+    T by[LSM_CHUNK], bg[LSM_CHUNK], bd[LSM_CHUNK];
+    for (ptrdiff_t i0 = lo; i0 < hi; i0 += LSM_CHUNK) {
+        ptrdiff_t len = hi - i0 < LSM_CHUNK ? hi - i0 : LSM_CHUNK;
+        const T *yc = FN(load_)(yr + i0 * sy, sy, len, by, yr == dr);
+        const T *gc = FN(load_)(gr + i0 * sg, sg, len, bg, gr == dr);
+        T *dc = FN(dest_)(dr + i0 * sd, sd, bd);
+        FN(chunk_vjp_)(yc, gc, len, s, dc);
+        FN(scatter_)(dc, len, dr + i0 * sd, sd);
+    }
+}
+
 static void FN(vjp_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                 ptrdiff_t inner, const T *y,
                                 const ptrdiff_t ys[3], const T *g,
                                 const ptrdiff_t gs[3], T *dx,
                                 const ptrdiff_t dxs[3]) {
-    T by[LSM_CHUNK], bg[LSM_CHUNK], bd[LSM_CHUNK];
     for (ptrdiff_t i = lo; i < hi; i++) {
         const ptrdiff_t o = i / inner, k = i % inner;
         const T *yr = y + o * ys[0] + k * ys[2];
         const T *gr = g + o * gs[0] + k * gs[2];
         T *dr = dx + o * dxs[0] + k * dxs[2];
-        double s = 0;
-        for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-            ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-            s += FN(chunk_sum_)(FN(gather_)(gr + i0 * gs[1], gs[1], len, bg),
-                                len);
-        }
-        for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
-            ptrdiff_t len = n - i0 < LSM_CHUNK ? n - i0 : LSM_CHUNK;
-            const T *yc = FN(load_)(yr + i0 * ys[1], ys[1], len, by, yr == dr);
-            const T *gc = FN(load_)(gr + i0 * gs[1], gs[1], len, bg, gr == dr);
-            T *dc = FN(dest_)(dr + i0 * dxs[1], dxs[1], bd);
-            FN(chunk_vjp_)(yc, gc, len, (T)s, dc);
-            FN(scatter_)(dc, len, dr + i0 * dxs[1], dxs[1]);
-        }
+        const double s = FN(vjp_row_sum_)(gr, gs[1], n, 0);
+        FN(vjp_out_range_)(0, n, yr, ys[1], gr, gs[1], dr, dxs[1], (T)s);
     }
 }
 
@@ -2329,7 +2379,23 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                    FN(vjp_cols_range_)(lo_, hi_, n, &L, y, ys, g, gs, dx, dxs));
         return LSM_OK;
     }
-    LSM_SHARED(outer * inner, 1, work,
+    const ptrdiff_t rows = outer * inner;
+    if (n >= LSM_SPLIT_MIN && rows < lsm_get_num_threads()) {
+        /* fewer long rows than threads: each row's sum blocks, then its
+         * output chunks, shared (the same values as vjp_rows_range_) */
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const ptrdiff_t o = r / inner, k = r % inner;
+            const T *yr = y + o * ys[0] + k * ys[2];
+            const T *gr = g + o * gs[0] + k * gs[2];
+            T *dr = dx + o * dxs[0] + k * dxs[2];
+            const T s = (T)FN(vjp_row_sum_)(gr, gs[1], n, 1);
+            LSM_SHARED(n, LSM_CHUNK, 2 * n,
+                       FN(vjp_out_range_)(lo_, hi_, yr, ys[1], gr, gs[1], dr,
+                                          dxs[1], s));
+        }
+        return LSM_OK;
+    }
+    LSM_SHARED(rows, 1, work,
                FN(vjp_rows_range_)(lo_, hi_, n, inner, y, ys, g, gs, dx, dxs));
     return LSM_OK;
 }

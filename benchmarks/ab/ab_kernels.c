@@ -1,0 +1,175 @@
+/*
+ * ab_kernels.c -- A/B timing of two builds of the C kernels in one process.
+ *
+ * On a shared, noisy machine, times taken in separate runs move by 10-45%
+ * within minutes; calls of the two builds alternated round by round, and
+ * the median of the per-round ratios, resolve differences of 2-3%. The two
+ * builds are linked side by side under different symbol suffixes
+ * (-DLSM_ISA_SFX=_old / _new); ab_kernels.sh builds them from a git
+ * revision and the working tree.
+ *
+ * usage: ab_kernels OP DTYPE ROWS N [ROUNDS]
+ *   OP: lse softmax log_softmax jvp vjp; DTYPE: f32 f64
+ *   ROWS x N, C order, over the last axis (AB_AXIS0=1: over axis 0)
+ *   AB_COLD=1: read 64 MiB before each call, so its arrays start in memory
+ * Runs on one thread (lsm_set_num_threads(1)); AB_THREADS=n to change.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lsm.h"
+
+#define DECLARE(T, S, V)                                                       \
+    int lsm_logsumexp_##S##V(ptrdiff_t, ptrdiff_t, ptrdiff_t, const T *,       \
+                             const ptrdiff_t *, T *, const ptrdiff_t *);       \
+    int lsm_softmax_##S##V(ptrdiff_t, ptrdiff_t, ptrdiff_t, const T *,         \
+                           const ptrdiff_t *, T *, const ptrdiff_t *);         \
+    int lsm_log_softmax_##S##V(ptrdiff_t, ptrdiff_t, ptrdiff_t, const T *,     \
+                               const ptrdiff_t *, T *, const ptrdiff_t *);     \
+    int lsm_log_softmax_jvp_##S##V(ptrdiff_t, ptrdiff_t, ptrdiff_t, const T *, \
+                                   const ptrdiff_t *, const T *,               \
+                                   const ptrdiff_t *, T *, const ptrdiff_t *,  \
+                                   T *, const ptrdiff_t *);                    \
+    int lsm_log_softmax_vjp_##S##V(ptrdiff_t, ptrdiff_t, ptrdiff_t, const T *, \
+                                   const ptrdiff_t *, const T *,               \
+                                   const ptrdiff_t *, T *, const ptrdiff_t *);
+DECLARE(float, f32, _old)
+DECLARE(float, f32, _new)
+DECLARE(double, f64, _old)
+DECLARE(double, f64, _new)
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* one call of op by build w (0 old, 1 new) */
+#define CALL(T, S)                                                             \
+    static void call_##S(int op, int w, ptrdiff_t o, ptrdiff_t n, ptrdiff_t i, \
+                         const T *x, const T *v, const ptrdiff_t *xs, T *y,    \
+                         T *dy, T *out, const ptrdiff_t *os) {                 \
+        switch (op) {                                                          \
+        case 0:                                                                \
+            (w ? lsm_logsumexp_##S##_new                                       \
+               : lsm_logsumexp_##S##_old)(o, n, i, x, xs, out, os);            \
+            break;                                                             \
+        case 1:                                                                \
+            (w ? lsm_softmax_##S##_new : lsm_softmax_##S##_old)(o, n, i, x,    \
+                                                                xs, y, xs);    \
+            break;                                                             \
+        case 2:                                                                \
+            (w ? lsm_log_softmax_##S##_new                                     \
+               : lsm_log_softmax_##S##_old)(o, n, i, x, xs, y, xs);            \
+            break;                                                             \
+        case 3:                                                                \
+            (w ? lsm_log_softmax_jvp_##S##_new                                 \
+               : lsm_log_softmax_jvp_##S##_old)(o, n, i, x, xs, v, xs, y, xs,  \
+                                                dy, xs);                       \
+            break;                                                             \
+        default:                                                               \
+            (w ? lsm_log_softmax_vjp_##S##_new                                 \
+               : lsm_log_softmax_vjp_##S##_old)(o, n, i, x, xs, v, xs, y, xs); \
+        }                                                                      \
+    }
+CALL(float, f32)
+CALL(double, f64)
+
+int main(int argc, char **argv) {
+    static const char *ops[] = {"lse", "softmax", "log_softmax", "jvp", "vjp"};
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s OP DTYPE ROWS N [ROUNDS]\n", argv[0]);
+        return 2;
+    }
+    int op = -1;
+    for (int k = 0; k < 5; k++) {
+        op = strcmp(argv[1], ops[k]) == 0 ? k : op;
+    }
+    const int dbl = strcmp(argv[2], "f64") == 0;
+    const ptrdiff_t rows = atol(argv[3]), n = atol(argv[4]);
+    const int R = argc > 5 ? atoi(argv[5]) : 21;
+    if (op < 0 || rows < 1 || n < 1 || R < 1 || R > 10000) {
+        fprintf(stderr, "bad arguments\n");
+        return 2;
+    }
+    const ptrdiff_t N = rows * n;
+    const size_t es = dbl ? sizeof(double) : sizeof(float);
+    char *x = malloc(N * es), *v = malloc(N * es), *y = malloc(N * es);
+    char *dy = malloc(N * es),
+         *out = malloc((size_t)(rows > n ? rows : n) * es);
+    const size_t EB = (size_t)64 << 20;
+    char *ev = malloc(EB);
+    double *t0 = malloc(sizeof(double) * (size_t)R);
+    double *t1 = malloc(sizeof(double) * (size_t)R);
+    double *ratio = malloc(sizeof(double) * (size_t)R);
+    if (!x || !v || !y || !dy || !out || !ev || !t0 || !t1 || !ratio) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    memset(ev, 1, EB);
+    srand(1);
+    for (ptrdiff_t k = 0; k < N; k++) { /* uniform in [-4, 4) */
+        const double a = 8.0 * rand() / ((double)RAND_MAX + 1) - 4.0;
+        const double b = 2.0 * rand() / ((double)RAND_MAX + 1) - 1.0;
+        if (dbl) {
+            ((double *)x)[k] = a;
+            ((double *)v)[k] = b;
+        } else {
+            ((float *)x)[k] = (float)a;
+            ((float *)v)[k] = (float)b;
+        }
+    }
+    /* (outer, n, inner) view: rows of n, or (AB_AXIS0) n columns of rows */
+    ptrdiff_t o = rows, nn = n, in = 1, xs[3] = {n, 1, 1}, os[2] = {1, 1};
+    if (getenv("AB_AXIS0")) {
+        o = 1;
+        nn = rows;
+        in = n;
+        xs[0] = N;
+        xs[1] = n;
+        os[0] = n;
+    }
+    const char *th = getenv("AB_THREADS");
+    lsm_set_num_threads(th ? atoi(th) : 1);
+    const int cold = getenv("AB_COLD") != NULL;
+    for (int r = -1; r < R; r++) { /* round -1: warm-up, not timed */
+        for (int k = 0; k < 2; k++) {
+            const int w = (r & 1) ? 1 - k : k; /* alternate who goes first */
+            volatile char sink = 0;
+            for (size_t b = 0; cold && b < EB; b += 64) {
+                sink += ev[b];
+            }
+            const double s = now();
+            if (dbl) {
+                call_f64(op, w, o, nn, in, (double *)x, (double *)v, xs,
+                         (double *)y, (double *)dy, (double *)out, os);
+            } else {
+                call_f32(op, w, o, nn, in, (float *)x, (float *)v, xs,
+                         (float *)y, (float *)dy, (float *)out, os);
+            }
+            if (r >= 0) {
+                (w ? t1 : t0)[r] = now() - s;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        ratio[r] = t1[r] / t0[r];
+    }
+    qsort(t0, (size_t)R, sizeof *t0, cmp);
+    qsort(t1, (size_t)R, sizeof *t1, cmp);
+    qsort(ratio, (size_t)R, sizeof *ratio, cmp);
+    printf("%s %s (%td, %td)%s: old %.3f new %.3f ns/elem; new/old %.3f "
+           "(quartiles %.3f %.3f, %d rounds)\n",
+           ops[op], argv[2], rows, n, getenv("AB_AXIS0") ? " axis 0" : "",
+           t0[R / 2] * 1e9 / (double)N, t1[R / 2] * 1e9 / (double)N,
+           ratio[R / 2], ratio[R / 4], ratio[3 * R / 4], R);
+    return 0;
+}

@@ -41,7 +41,11 @@ floors become L3 copies rather than memory copies).
   compete with the other calls);
 * ``xBest`` -- the fastest of those peers, round by round / lsm_ext's time;
 * ``MB``, ``SciPy MB`` -- peak memory that ``tracemalloc`` sees during one
-  plain call (the result included; NumPy reports its allocations to it).
+  plain call (the result included; NumPy reports its allocations to it);
+* ``floor q1-q3``, ``SciPy q1-q3`` -- the quartiles of the per-round ratios
+  whose medians are ``floor`` and ``xSciPy``: how far this run's rounds
+  spread (on a shared machine a ratio near a target can fall on either side
+  of it from one run to the next; more rounds with ``--repeat``).
 """
 
 from __future__ import annotations
@@ -379,7 +383,7 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
         f"{'op':<12}{'dtype':<8}{'shape':<17}{'axis':<5}{'thr':>3}"
         f"{'ms':>9}{'out= ms':>9}{'floor':>7}{'exp':>6}{'xSciPy':>7}"
         f"{'xNumPy':>7}{'xTorch':>7}{'xJAX':>6}{'xBest':>6}{'MB':>7}"
-        f"{'SciPy MB':>9}"
+        f"{'SciPy MB':>9}{'floor q1-q3':>12}{'SciPy q1-q3':>12}"
     )
     print(header, file=out)
     print("-" * len(header), file=out)
@@ -388,8 +392,18 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
     def ratio(num, den):
         return float(np.median(num / den)) if num is not None else None
 
+    def quartiles(num, den):
+        if num is None:
+            return None
+        q1, q3 = np.quantile(num / den, [0.25, 0.75])
+        return float(q1), float(q3)
+
     def fmt(val, width, spec):
         return f"{val:>{width}{spec}}" if val is not None else f"{'-':>{width}}"
+
+    def fmt_q(q, width, spec):
+        text = f"{q[0]:{spec}}-{q[1]:{spec}}" if q is not None else "-"
+        return f"{text:>{width}}"
 
     for shape, axis in shapes:
         for dt in (np.float32, np.float64):
@@ -434,6 +448,8 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
                         best=ratio(best, T),
                         mb=mem,
                         scipy_mb=mem_sp,
+                        floor_q=quartiles(TO, F),
+                        scipy_q=quartiles(S, T),
                     )
                     rows.append(r)
                     print(
@@ -443,7 +459,9 @@ def benchmark(shapes, repeat, out=sys.stdout, cache="cold", threads=(1,)):
                         f"{fmt(r['scipy'], 7, '.1f')}{fmt(r['numpy'], 7, '.1f')}"
                         f"{fmt(r['torch'], 7, '.1f')}{fmt(r['jax'], 6, '.1f')}"
                         f"{fmt(r['best'], 6, '.1f')}"
-                        f"{fmt(mem, 7, '.1f')}{fmt(mem_sp, 9, '.1f')}",
+                        f"{fmt(mem, 7, '.1f')}{fmt(mem_sp, 9, '.1f')}"
+                        f"{fmt_q(r['floor_q'], 12, '.2f')}"
+                        f"{fmt_q(r['scipy_q'], 12, '.1f')}",
                         file=out,
                         flush=True,
                     )

@@ -2309,17 +2309,13 @@ static double FN(vjp_sum_)(const T *g, ptrdiff_t gs, ptrdiff_t i0, ptrdiff_t i1,
     return s;
 }
 
-/* The sum of g over a row of n elements. A row of n >= LSM_SPLIT_MIN is
- * summed in blocks of split_len_(n) (each block's sum from 0, then the
- * blocks' sums in order), whether one thread sums it or several share its
- * blocks: the same sum whatever the thread count. bg: a chunk's buffer
- * (strided rows), for the calling thread only (shared: each thread has its
- * own). */
+/* The sum of g over a row of n >= LSM_SPLIT_MIN elements, in blocks of
+ * split_len_(n) (each block's sum from 0, then the blocks' sums in order),
+ * whether one thread sums it or several share its blocks: the same sum
+ * whatever the thread count. bg: a chunk's buffer (strided rows), for the
+ * calling thread only (shared: each thread has its own). */
 static double FN(vjp_row_sum_)(const T *g, ptrdiff_t gs, ptrdiff_t n,
                                int shared, T *restrict bg) {
-    if (n < LSM_SPLIT_MIN) {
-        return FN(vjp_sum_)(g, gs, 0, n, bg);
-    }
     const ptrdiff_t B = FN(split_len_)(n), nb = (n + B - 1) / B;
     double sb[LSM_SPLIT_MAX];
     if (shared) {

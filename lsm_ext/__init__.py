@@ -1,7 +1,13 @@
 """lsm_ext: fast, numerically stable logsumexp, softmax, log_softmax and their
 derivatives (JVP and VJP of log_softmax), a drop-in for scipy.special."""
 
-from ._core import get_num_threads, isa, set_num_threads
+from ._core import (
+    get_num_threads,
+    get_stream_bytes,
+    isa,
+    set_num_threads,
+    set_stream_bytes,
+)
 from ._outcache import output_cache_info, set_output_cache
 from ._dispatch import (
     log_softmax,
@@ -18,6 +24,8 @@ __all__ = [
     "isa",
     "set_num_threads",
     "get_num_threads",
+    "set_stream_bytes",
+    "get_stream_bytes",
     "logsumexp",
     "softmax",
     "log_softmax",

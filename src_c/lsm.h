@@ -91,6 +91,18 @@ const char *lsm_isa(void);
 void lsm_set_num_threads(int n);
 int lsm_get_num_threads(void);
 
+/* Streaming stores: a call whose output (each output array) is at least
+ * lsm_get_stream_bytes() bytes writes it with non-temporal stores, which
+ * send it to memory without first reading it into the cache (a copy then
+ * moves two thirds of the bytes of one with plain stores) and without
+ * displacing the cache, on x86-64; elsewhere the stores are plain. The
+ * values written are the same either way. The default, 8 MiB, leaves
+ * outputs that fit in a typical L3 beside their input where the next
+ * operation finds them. lsm_set_stream_bytes(nbytes) sets the threshold
+ * for every later call: 0 streams every output, a negative value none. */
+void lsm_set_stream_bytes(ptrdiff_t nbytes);
+ptrdiff_t lsm_get_stream_bytes(void);
+
 #ifdef __cplusplus
 }
 #endif

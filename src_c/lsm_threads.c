@@ -1,6 +1,7 @@
 /*
- * lsm_threads.c -- how many threads the kernels use (compiled once, shared
- * by every instruction-set build of the kernels).
+ * lsm_threads.c -- how many threads the kernels use, and from what output
+ * size they stream their stores (compiled once, shared by every
+ * instruction-set build of the kernels).
  *
  * With OpenMP, a call uses at most lsm_get_num_threads() threads: the count
  * set by lsm_set_num_threads, or (0, the default) OpenMP's own setting,
@@ -11,13 +12,17 @@
 #include "lsm_threads.h"
 #include "lsm.h"
 
+#include <stdint.h>
+
 #if !defined(__STDC_NO_ATOMICS__)
 #include <stdatomic.h>
 static _Atomic int lsm_nthreads = 0;
+static _Atomic ptrdiff_t lsm_stream_bytes = LSM_STREAM_BYTES_DEFAULT;
 #define LSM_LOAD(v) atomic_load_explicit(&(v), memory_order_relaxed)
 #define LSM_STORE(v, x) atomic_store_explicit(&(v), (x), memory_order_relaxed)
 #else
 static volatile int lsm_nthreads = 0;
+static volatile ptrdiff_t lsm_stream_bytes = LSM_STREAM_BYTES_DEFAULT;
 #define LSM_LOAD(v) (v)
 #define LSM_STORE(v, x) ((v) = (x))
 #endif
@@ -42,6 +47,19 @@ __attribute__((constructor)) static void lsm_threads_init(void) {
 #else
 #define LSM_FORKED() 0
 #endif
+
+void lsm_set_stream_bytes(ptrdiff_t nbytes) {
+    LSM_STORE(lsm_stream_bytes, nbytes < 0 ? PTRDIFF_MAX : nbytes);
+}
+
+ptrdiff_t lsm_get_stream_bytes(void) {
+    const ptrdiff_t b = LSM_LOAD(lsm_stream_bytes);
+    return b == PTRDIFF_MAX ? -1 : b;
+}
+
+int lsm_stream_(ptrdiff_t nbytes) {
+    return nbytes >= LSM_LOAD(lsm_stream_bytes);
+}
 
 void lsm_set_num_threads(int n) { LSM_STORE(lsm_nthreads, n > 0 ? n : 0); }
 

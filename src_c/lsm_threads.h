@@ -21,4 +21,11 @@ int lsm_threads_for_(ptrdiff_t items, double work);
  * in thread order). Outside one (or without OpenMP): all of them. */
 void lsm_share_(ptrdiff_t items, ptrdiff_t unit, ptrdiff_t *lo, ptrdiff_t *hi);
 
+/* The default of lsm_set_stream_bytes. */
+#define LSM_STREAM_BYTES_DEFAULT ((ptrdiff_t)8 << 20)
+
+/* Whether an output of nbytes bytes is written with streaming stores (at
+ * least lsm_get_stream_bytes(), see lsm.h). */
+int lsm_stream_(ptrdiff_t nbytes);
+
 #endif /* LSM_THREADS_H */

@@ -500,6 +500,84 @@ static void check_pipeline(void) {
 DEFINE_CHECK_THREADS(double, f64)
 DEFINE_CHECK_THREADS(float, f32)
 
+/* Streaming stores write the same bits as plain ones: every kernel with
+ * streaming off and with every output streamed, on data and outputs at
+ * offsets of 0-3 elements from a cache line (heads, whole lines, tails). */
+#define DEFINE_CHECK_STREAM(T, SFX)                                            \
+    static void check_stream_##SFX(ptrdiff_t outer, ptrdiff_t n,               \
+                                   ptrdiff_t inner, int axis_last,             \
+                                   ptrdiff_t off) {                            \
+        const ptrdiff_t N = outer * n * inner;                                 \
+        ptrdiff_t s[3] = {n * inner, inner, 1};                                \
+        if (axis_last) {                                                       \
+            s[0] = n * inner;                                                  \
+            s[1] = 1;                                                          \
+            s[2] = n;                                                          \
+        }                                                                      \
+        T *x0 = malloc(sizeof(T) * (size_t)(N + off)),                         \
+          *v0 = malloc(sizeof(T) * (size_t)(N + off));                         \
+        T *a0 = calloc((size_t)(9 * N + off), sizeof(T));                      \
+        T *b0 = calloc((size_t)(9 * N + off), sizeof(T));                      \
+        T *x = x0 + off, *v = v0 + off, *a = a0 + off, *b = b0 + off;          \
+        for (ptrdiff_t i = 0; i < N; i++) {                                    \
+            x[i] = (T)(4 * nrand());                                           \
+            v[i] = (T)nrand();                                                 \
+        }                                                                      \
+        if (outer * inner > 2) { /* special rows among regular ones */         \
+            x[N / 2] = (T)INFINITY;                                            \
+            x[N / 3] = (T)NAN;                                                 \
+        }                                                                      \
+        lsm_set_stream_bytes(-1);                                              \
+        int rc = run_all_##SFX(outer, n, inner, s, x, v, a, N);                \
+        lsm_set_stream_bytes(0);                                               \
+        rc |= run_all_##SFX(outer, n, inner, s, x, v, b, N);                   \
+        CHECK(rc == 0 && memcmp(a, b, sizeof(T) * (size_t)(9 * N)) == 0,       \
+              "streamed and plain stores agree: " #SFX                         \
+              " (%td, %td, %td) last %d offset %td",                           \
+              outer, n, inner, axis_last, off);                                \
+        free(x0);                                                              \
+        free(v0);                                                              \
+        free(a0);                                                              \
+        free(b0);                                                              \
+    }
+DEFINE_CHECK_STREAM(double, f64)
+DEFINE_CHECK_STREAM(float, f32)
+
+static void check_stream(void) {
+    const ptrdiff_t shapes[][4] = {
+        {2000, 8, 1, 1}, {1500, 12, 1, 1}, {301, 40, 1, 1},   {40, 100, 1, 1},
+        {30, 300, 1, 1}, {3, 1000, 1, 1},  {2, 5000, 1, 1},   {5, 333, 3, 0},
+        {2, 50, 300, 0}, {3, 1000, 7, 1},  {1, 1100000, 1, 1}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ptrdiff_t *sh = shapes[i];
+        for (ptrdiff_t off = 0; off < 4; off++) {
+            check_stream_f64(sh[0], sh[1], sh[2], (int)sh[3], off);
+            check_stream_f32(sh[0], sh[1], sh[2], (int)sh[3], off);
+        }
+    }
+    { /* softmax of a row long enough for its two-exp path */
+        const ptrdiff_t n = 3300000, s[3] = {n, 1, 1};
+        float *x = malloc(sizeof(float) * (size_t)n);
+        float *a = malloc(sizeof(float) * (size_t)n);
+        float *b = malloc(sizeof(float) * (size_t)(n + 1));
+        for (ptrdiff_t i = 0; i < n; i++) {
+            x[i] = (float)(4 * nrand());
+        }
+        lsm_set_stream_bytes(-1);
+        lsm_softmax_f32(1, n, 1, x, s, a, s);
+        lsm_set_stream_bytes(0);
+        lsm_softmax_f32(1, n, 1, x, s, b + 1, s);
+        CHECK(memcmp(a, b + 1, sizeof(float) * (size_t)n) == 0,
+              "streamed and plain stores agree: softmax of one long row");
+        free(x);
+        free(a);
+        free(b);
+    }
+    lsm_set_stream_bytes(-1);
+    CHECK(lsm_get_stream_bytes() == -1, "streaming off reads back: %td",
+          lsm_get_stream_bytes());
+}
+
 static void check_threads(void) {
     const ptrdiff_t shapes[][4] = {
         {20000, 8, 1, 1},   {301, 1000, 1, 1}, {3, 3000, 7, 1},
@@ -717,8 +795,7 @@ static void check_in_place(void) {
     }
 }
 
-int main(void) {
-    printf("isa: %s\n", lsm_isa());
+static void check_all(void) {
     const ptrdiff_t ns[] = {1, 2, 7, 8, 33, 64, 65, 100, 319, 1000, 1025, 5000};
     for (int dbl = 0; dbl < 2; dbl++) {
         for (int order = 0; order < 3; order++) {
@@ -763,6 +840,20 @@ int main(void) {
     check_in_place();
     check_pipeline();
     check_threads();
+}
+
+int main(void) {
+    printf("isa: %s\n", lsm_isa());
+    check_all();
+    /* every output written by streaming stores (the default streams only
+     * outputs of 8 MiB and more): the same bits as plain stores */
+    const ptrdiff_t dflt = lsm_get_stream_bytes();
+    CHECK(dflt == ((ptrdiff_t)8 << 20), "default stream bytes %td", dflt);
+    check_stream();
+    lsm_set_stream_bytes(0);
+    CHECK(lsm_get_stream_bytes() == 0, "stream bytes read back: %td",
+          lsm_get_stream_bytes());
+    lsm_set_stream_bytes(dflt);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
 }

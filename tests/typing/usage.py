@@ -24,5 +24,7 @@ def tangent(x: npt.NDArray[np.float64], v: npt.NDArray[np.float64]) -> None:
     lx.softmax(x, axis=None, out=dx)
     lx.set_num_threads(2)
     n: int = lx.get_num_threads()
+    lx.set_stream_bytes(16 << 20)
+    nb: int = lx.get_stream_bytes()
     isa: str = lx.isa()
-    print(n, isa)
+    print(n, nb, isa)

@@ -446,7 +446,7 @@ static void check_pipeline(void) {
 /* Every kernel gives the same bits with 1 and with 2 threads (rows,
  * short packed rows, column blocks, strided rows), and the thread setting
  * reads back. Without OpenMP both runs are serial and agree trivially. */
-#define DEFINE_CHECK_THREADS(T, SFX)                                           \
+#define DEFINE_CHECK_AGREE(T, SFX)                                             \
     static int run_all_##SFX(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,    \
                              const ptrdiff_t s[3], const T *x, const T *v,     \
                              T *out, ptrdiff_t N) {                            \
@@ -464,52 +464,16 @@ static void check_pipeline(void) {
         rc |= lsm_exp_##SFX(N, x, 1, out + 8 * N, 1);                          \
         return rc;                                                             \
     }                                                                          \
-    static void check_threads_##SFX(ptrdiff_t outer, ptrdiff_t n,              \
-                                    ptrdiff_t inner, int axis_last) {          \
+    /* every kernel run twice, its outputs compared bit for bit: with 1 and    \
+     * 2 threads (stream 0), or with streaming stores off and on for every     \
+     * output (stream 1), on data and outputs off elements from the start      \
+     * of their allocation */                                                  \
+    static void check_agree_##SFX(ptrdiff_t outer, ptrdiff_t n,                \
+                                  ptrdiff_t inner, int axis_last,              \
+                                  ptrdiff_t off, int stream) {                 \
         const ptrdiff_t N = outer * n * inner;                                 \
         ptrdiff_t s[3] = {n * inner, inner, 1};                                \
         if (axis_last) { /* (outer, inner, n) in memory */                     \
-            s[0] = n * inner;                                                  \
-            s[1] = 1;                                                          \
-            s[2] = n;                                                          \
-        }                                                                      \
-        T *x = malloc(sizeof(T) * (size_t)N),                                  \
-          *v = malloc(sizeof(T) * (size_t)N);                                  \
-        T *a = calloc((size_t)(9 * N), sizeof(T));                             \
-        T *b = calloc((size_t)(9 * N), sizeof(T));                             \
-        for (ptrdiff_t i = 0; i < N; i++) {                                    \
-            x[i] = (T)(4 * nrand());                                           \
-            v[i] = (T)nrand();                                                 \
-        }                                                                      \
-        if (outer * inner > 2) { /* special rows among regular ones */         \
-            x[N / 2] = (T)INFINITY;                                            \
-            x[N / 3] = (T)NAN;                                                 \
-        }                                                                      \
-        lsm_set_num_threads(1);                                                \
-        int rc = run_all_##SFX(outer, n, inner, s, x, v, a, N);                \
-        lsm_set_num_threads(2);                                                \
-        rc |= run_all_##SFX(outer, n, inner, s, x, v, b, N);                   \
-        CHECK(rc == 0 && memcmp(a, b, sizeof(T) * (size_t)(9 * N)) == 0,       \
-              "1 and 2 threads agree: " #SFX " (%td, %td, %td) last %d",       \
-              outer, n, inner, axis_last);                                     \
-        free(x);                                                               \
-        free(v);                                                               \
-        free(a);                                                               \
-        free(b);                                                               \
-    }
-DEFINE_CHECK_THREADS(double, f64)
-DEFINE_CHECK_THREADS(float, f32)
-
-/* Streaming stores write the same bits as plain ones: every kernel with
- * streaming off and with every output streamed, on data and outputs at
- * offsets of 0-3 elements from a cache line (heads, whole lines, tails). */
-#define DEFINE_CHECK_STREAM(T, SFX)                                            \
-    static void check_stream_##SFX(ptrdiff_t outer, ptrdiff_t n,               \
-                                   ptrdiff_t inner, int axis_last,             \
-                                   ptrdiff_t off) {                            \
-        const ptrdiff_t N = outer * n * inner;                                 \
-        ptrdiff_t s[3] = {n * inner, inner, 1};                                \
-        if (axis_last) {                                                       \
             s[0] = n * inner;                                                  \
             s[1] = 1;                                                          \
             s[2] = n;                                                          \
@@ -527,22 +491,33 @@ DEFINE_CHECK_THREADS(float, f32)
             x[N / 2] = (T)INFINITY;                                            \
             x[N / 3] = (T)NAN;                                                 \
         }                                                                      \
-        lsm_set_stream_bytes(-1);                                              \
+        if (stream) {                                                          \
+            lsm_set_stream_bytes(-1);                                          \
+        } else {                                                               \
+            lsm_set_num_threads(1);                                            \
+        }                                                                      \
         int rc = run_all_##SFX(outer, n, inner, s, x, v, a, N);                \
-        lsm_set_stream_bytes(0);                                               \
+        if (stream) {                                                          \
+            lsm_set_stream_bytes(0);                                           \
+        } else {                                                               \
+            lsm_set_num_threads(2);                                            \
+        }                                                                      \
         rc |= run_all_##SFX(outer, n, inner, s, x, v, b, N);                   \
         CHECK(rc == 0 && memcmp(a, b, sizeof(T) * (size_t)(9 * N)) == 0,       \
-              "streamed and plain stores agree: " #SFX                         \
-              " (%td, %td, %td) last %d offset %td",                           \
-              outer, n, inner, axis_last, off);                                \
+              "%s agree: " #SFX " (%td, %td, %td) last %d offset %td",         \
+              stream ? "streamed and plain stores" : "1 and 2 threads", outer, \
+              n, inner, axis_last, off);                                       \
         free(x0);                                                              \
         free(v0);                                                              \
         free(a0);                                                              \
         free(b0);                                                              \
     }
-DEFINE_CHECK_STREAM(double, f64)
-DEFINE_CHECK_STREAM(float, f32)
+DEFINE_CHECK_AGREE(double, f64)
+DEFINE_CHECK_AGREE(float, f32)
 
+/* Streaming stores write the same bits as plain ones: every kernel with
+ * streaming off and with every output streamed, on data and outputs at
+ * offsets of 0-3 elements from a cache line (heads, whole lines, tails). */
 static void check_stream(void) {
     const ptrdiff_t shapes[][4] = {
         {2000, 8, 1, 1}, {1500, 12, 1, 1}, {301, 40, 1, 1},   {40, 100, 1, 1},
@@ -551,8 +526,8 @@ static void check_stream(void) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const ptrdiff_t *sh = shapes[i];
         for (ptrdiff_t off = 0; off < 4; off++) {
-            check_stream_f64(sh[0], sh[1], sh[2], (int)sh[3], off);
-            check_stream_f32(sh[0], sh[1], sh[2], (int)sh[3], off);
+            check_agree_f64(sh[0], sh[1], sh[2], (int)sh[3], off, 1);
+            check_agree_f32(sh[0], sh[1], sh[2], (int)sh[3], off, 1);
         }
     }
     { /* softmax of a row long enough for its two-exp path */
@@ -586,8 +561,8 @@ static void check_threads(void) {
         {1, 1100000, 1, 0}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const ptrdiff_t *sh = shapes[i];
-        check_threads_f64(sh[0], sh[1], sh[2], (int)sh[3]);
-        check_threads_f32(sh[0], sh[1], sh[2], (int)sh[3]);
+        check_agree_f64(sh[0], sh[1], sh[2], (int)sh[3], 0, 0);
+        check_agree_f32(sh[0], sh[1], sh[2], (int)sh[3], 0, 0);
     }
     { /* softmax of one row long enough for its two-exp path: split too */
         const ptrdiff_t n = 3200000, s[3] = {n, 1, 1};

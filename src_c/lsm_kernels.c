@@ -67,6 +67,11 @@
 #define LSM_COL_BYTES 1024
 #define LSM_COLS(T) ((ptrdiff_t)(LSM_COL_BYTES / sizeof(T)))
 #define LSM_COL_ROWS 64
+/* Most bytes of the per-column parameters (4 per column) of an output pass
+ * along a strided axis done row by row over the whole width (colwise_). */
+#ifndef LSM_COL_PARAMS
+#define LSM_COL_PARAMS (256 * 1024)
+#endif
 /* Most segments of a column block that softmax records a shift for (see
  * cols_softmax_). */
 #define LSM_COL_SEGS 16

@@ -1483,9 +1483,10 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
                                 const T *x, const T *v, T *y, T *dy, T *out,
                                 ptrdiff_t os) {
     /* streaming: softmax and log_softmax through short_block_ (the flat
-     * block writes its outputs as it computes them, and streaming them
-     * from a buffer was 1.15-1.2x slower, A/B, 1 thread, avx2, float32 rows
-     * of 40; the JVP 1.03x at rows of 8) */
+     * block writes its outputs as it computes them; streamed from a buffer
+     * it measured 1.15-1.2x slower, float32 rows of 40, and the JVP 1.03x
+     * at rows of 8, A/B, 1 thread, avx2 -- both before short_block_ was
+     * inlined always, which was part of that cost; not measured since) */
     const int flat = op == 2 ? !FN(short_shuffles_)(n)
                              : (op == 1 && sizeof(T) == 4 && n > 16);
     if (op < 2 && !flat && FN(stream_)(outer * n)) {

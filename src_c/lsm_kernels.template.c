@@ -328,22 +328,20 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         FN(prefetch_part_)(pf, pfn, j0, j1);
-        if (p && p->nt) { /* the sums, then the pending row's stores */
-            if (below) {
-                FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 0);
-            } else {
-                FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 0);
-            }
-            const FN(pending_) pj = FN(pending_at_)(p, j0);
-            FN(chunk_log_softmax_)(pj.x, j1 - j0, pj.m, pj.l, pj.y, 1);
-        } else if (below && p) {
+        /* a streamed pending row is not fused: the sums, then its stores */
+        const int fused = p && !p->nt;
+        if (below && fused) {
             FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 1);
         } else if (below) {
             FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 0);
-        } else if (p) {
+        } else if (fused) {
             FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 1);
         } else {
             FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 0);
+        }
+        if (p && p->nt) {
+            const FN(pending_) pj = FN(pending_at_)(p, j0);
+            FN(chunk_log_softmax_)(pj.x, j1 - j0, pj.m, pj.l, pj.y, 1);
         }
     }
 }
@@ -1439,6 +1437,13 @@ static int FN(short_shuffles_)(ptrdiff_t n) {
     return sizeof(T) == 4 && (n == 2 || n == 3 || n == 4 || n == 8 || n == 16);
 }
 
+/* Whether short rows of n elements take the flat block (short_block_flat_)
+ * for op 1 or 2, rather than the transposed one. */
+static int FN(short_flat_)(int op, ptrdiff_t n) {
+    return op == 2 ? !FN(short_shuffles_)(n)
+                   : (op == 1 && sizeof(T) == 4 && n > 16);
+}
+
 static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                   ptrdiff_t n, const T *x, const T *v, T *y,
                                   T *dy, T *out, ptrdiff_t os) {
@@ -1452,8 +1457,7 @@ static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         ptrdiff_t e0 = r0 * n;
         const T *xb = FN(load_)(x + e0, 1, rb * n, bx, x_aliased);
         const T *vb = v ? FN(load_)(v + e0, 1, rb * n, bv, v_aliased) : NULL;
-        if (op == 2 ? !FN(short_shuffles_)(n)
-                    : (op == 1 && sizeof(T) == 4 && n > 16)) {
+        if (FN(short_flat_)(op, n)) {
             FN(short_block_flat_)(rb, n, xb, vb, y + e0, dy ? dy + e0 : NULL);
         } else {
             FN(short_block_)
@@ -1487,9 +1491,7 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
      * it measured 1.15-1.2x slower, float32 rows of 40, and the JVP 1.03x
      * at rows of 8, A/B, 1 thread, avx2 -- both before short_block_ was
      * inlined always, which was part of that cost; not measured since) */
-    const int flat = op == 2 ? !FN(short_shuffles_)(n)
-                             : (op == 1 && sizeof(T) == 4 && n > 16);
-    if (op < 2 && !flat && FN(stream_)(outer * n)) {
+    if (op < 2 && !FN(short_flat_)(op, n) && FN(stream_)(outer * n)) {
         LSM_SHARED(outer, FN(short_per_block_)(n), outer * n,
                    FN(short_rows_stream_)(op, lo_, hi_, n, x, y));
         return;
@@ -1845,15 +1847,8 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
                 LSM_OUT_LOOP(nt, yc, len, sc[i] * f);
                 continue;
             }
-            if (sy == 1) {
-                T *yc = y + i0;
-#pragma omp simd
-                for (ptrdiff_t i = 0; i < len; i++) {
-                    yc[i] = yc[i] * f;
-                }
-                continue;
-            }
-            T *yc = (T *)FN(gather_)(y + i0 * sy, sy, len, by);
+            T *yc =
+                sy == 1 ? y + i0 : (T *)FN(gather_)(y + i0 * sy, sy, len, by);
 #pragma omp simd
             for (ptrdiff_t i = 0; i < len; i++) {
                 yc[i] = yc[i] * f;

@@ -66,6 +66,22 @@ LSM_INLINE float lsm_exp_poly_f32(float r) {
     return p * r + 1.0f;
 }
 
+/* e^r for |r| <= ln2 / 2, one degree lower, for the terms of a sum
+ * (lsm_expsum_f32; 2.5 ulp, relative error 3.3 * 2^-24, where
+ * lsm_exp_poly_f32 gives 1 ulp): 1 + r + r^2 Q(r), Q of degree 3 in
+ * Estrin's form, a chain of 3 dependent operations per element instead of 6.
+ * The statistics passes are bound by how many elements' chains the core
+ * keeps in flight (Zen 3: ~100 FP operations; a loop of independent 64-cycle
+ * chains runs at full rate, 80-cycle chains at half): an exp-and-sum loop
+ * over data in L1 takes 0.87x the time of the degree-6 Horner form, and
+ * the JVP's and logsumexp's row passes 0.91-0.96x. */
+LSM_INLINE float lsm_exp_poly5_f32(float r) {
+    const float r2 = r * r;
+    const float lo = 0x1.5557aep-3f * r + 0x1.fffdfcp-2f;
+    const float hi = 0x1.106284p-7f * r + 0x1.5729f0p-5f;
+    return r2 * (r2 * hi + lo) + (1.0f + r);
+}
+
 LSM_INLINE double lsm_exp_poly_f64(double r) {
     double p = 0x1.afb851f89a688p-26;
     p = p * r + 0x1.28b3c42c9d400p-22;
@@ -157,7 +173,7 @@ LSM_INLINE float lsm_expsum_f32(float x) {
 #else
     float r = lsm_exp_reduce_f32(x, kf);
 #endif
-    float y = lsm_exp_poly_f32(r) * scale;
+    float y = lsm_exp_poly5_f32(r) * scale;
     return x < -87.0f ? 0.0f : y;
 }
 

@@ -37,6 +37,10 @@
 #define EXPNEG FN(lsm_expneg_)
 #define NT_LINE LSM_CAT(lsm_nt_line_, LSM_CAT(LSM_SFX, _))
 #define T_INF ((T)INFINITY)
+#define TILE_BIG LSM_CAT(LSM_TILE_BIG_, LSM_SFX)
+#define TILE_BIG_K LSM_CAT(LSM_TILE_BIG_K_, LSM_SFX)
+#define TILE_SMALL LSM_CAT(LSM_TILE_SMALL_, LSM_SFX)
+#define TILE_SMALL_K LSM_CAT(LSM_TILE_SMALL_K_, LSM_SFX)
 /* an integer as wide as T, for counts kept in SIMD lanes beside T sums */
 #define ITYPE LSM_CAT(LSM_CAT(int, LSM_TBITS), _t)
 
@@ -1156,13 +1160,14 @@ static void FN(short_special_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
 }
 
 /* The transposes of a short block: R rows of n elements at x into xt
- * (element j of row r at xt[j * R + r]), and back. A loop with n a
- * compile-time constant vectorises (loads or stores of whole vectors and
- * shuffles); with n a variable it runs element by element, 4-5x slower at
- * n = 8. So n = 2..16 each get their own instance, in float32: A/B (1
- * thread, avx512) logsumexp of (1M, 8) 0.74-0.83x the time, (2M, 4)
- * 0.71x, (500k, 16) 0.77x, softmax and log_softmax 0.65-0.84x; float64,
- * whose exp costs twice as much, showed no gain (0.95-1.16x). */
+ * (element j of row r at xt[j * R + r]), and back, where transpose_ has no
+ * tiles for n. A loop with n a compile-time constant vectorises (loads or
+ * stores of whole vectors and shuffles); with n a variable it runs element
+ * by element, 4-5x slower at n = 8. So n = 2..16 each get their own
+ * instance, in float32: A/B (1 thread, avx512) logsumexp of (1M, 8)
+ * 0.74-0.83x the time, (2M, 4) 0.71x, (500k, 16) 0.77x, softmax and
+ * log_softmax 0.65-0.84x; float64, whose exp costs twice as much, showed no
+ * gain (0.95-1.16x). */
 static LSM_ALWAYS_INLINE void FN(transpose_n_)(ptrdiff_t R, ptrdiff_t n,
                                                const T *restrict a,
                                                T *restrict b, int back) {
@@ -1235,10 +1240,57 @@ static void FN(short_sums_all_)(int op, ptrdiff_t R, ptrdiff_t n,
     }
 }
 
+#if LSM_HAVE_TILES
+/* transpose_ in K x K tiles (TILE_BIG or TILE_SMALL: K divides n), the
+ * rows past the last whole tile one element at a time */
+static LSM_ALWAYS_INLINE void FN(transpose_tiles_)(ptrdiff_t R, ptrdiff_t n,
+                                                   const T *restrict a,
+                                                   T *restrict b, int back,
+                                                   int K) {
+    ptrdiff_t r = 0;
+    for (; r + K <= R; r += K) {
+        for (ptrdiff_t j = 0; j < n; j += K) {
+            const T *src = back ? a + j * R + r : a + r * n + j;
+            T *dst = back ? b + r * n + j : b + j * R + r;
+            const ptrdiff_t ss = back ? R : n, ds = back ? n : R;
+            if (K == TILE_BIG_K) {
+                TILE_BIG(src, ss, dst, ds);
+            } else {
+                TILE_SMALL(src, ss, dst, ds);
+            }
+        }
+    }
+    for (; r < R; r++) {
+        for (ptrdiff_t j = 0; j < n; j++) {
+            if (back) {
+                b[r * n + j] = a[j * R + r];
+            } else {
+                b[j * R + r] = a[r * n + j];
+            }
+        }
+    }
+}
+#endif
+
 /* R rows of n elements at a into the transposed block b (back = 0), or the
- * transposed block a back into rows at b (back = 1). */
+ * transposed block a back into rows at b (back = 1). In tiles where they
+ * divide n: A/B (1 thread, avx2, in L2) against the loops, logsumexp of
+ * float32 rows of 8 0.76x the time, 16 0.71x, 32 0.52x; log_softmax of rows
+ * of 8 0.79x; float64 rows of 2-32 0.81-0.88x, all ops. */
 static void FN(transpose_)(ptrdiff_t R, ptrdiff_t n, const T *restrict a,
                            T *restrict b, int back) {
+#if LSM_HAVE_TILES
+    if (n % TILE_BIG_K == 0) {
+        FN(transpose_tiles_)(R, n, a, b, back, TILE_BIG_K);
+        return;
+    }
+    /* (float32 rows of 4 with AVX: GCC's loop does as well as 4 x 4 tiles,
+     * which took softmax 1.16-1.23x the time) */
+    if (n % TILE_SMALL_K == 0 && !(TILE_BIG_K == 8 && n == 4)) {
+        FN(transpose_tiles_)(R, n, a, b, back, TILE_SMALL_K);
+        return;
+    }
+#endif
     if (sizeof(T) == 4 && back) {
         LSM_SHORT_CASES(FN(transpose_n_), a, b, 1)
     } else if (sizeof(T) == 4) {
@@ -1428,12 +1480,22 @@ static int FN(short_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *s) {
 /* Run short_block_ over all rows of a packed (outer, n, 1) view. */
 /* Rows [lo, hi) of a packed (outer, n, 1) view, in blocks of R rows. */
 /* Whether the transposes of a short block of rows of n elements run as
- * whole-vector loads, stores and shuffles (float32, n = 2, 3, 4, 8, 16;
- * other lengths compile to gathers and scatters). The JVP then takes the
- * transposed block: A/B (1 thread, avx512) against the flat block, (1M, 8)
- * 0.68x the time, (2M, 4) 0.53x, (500k, 16) 0.76x, (1M, 3) 0.57x; at
- * n = 12 1.17x, and float64 (no such transposes) 1.15-1.55x. */
+ * whole-vector loads, stores and shuffles: in tiles (x86-64: n a multiple
+ * of 4 float32 or 2 float64 elements), or as GCC compiles the loops for
+ * float32 n = 2, 3, 4, 8, 16 (other lengths compile to gathers and
+ * scatters). The JVP then takes the transposed block: A/B (1 thread,
+ * avx512) against the flat block, (1M, 8) 0.68x the time, (2M, 4) 0.53x,
+ * (500k, 16) 0.76x, (1M, 3) 0.57x, where float32 n = 12 and float64 took
+ * 1.15-1.55x before the tiles; with them (avx2, in L2) float32 n = 12-64
+ * 0.55-0.7x, float64 n = 2-32 0.65-0.82x. So does log_softmax of float32
+ * rows longer than 16 (flat before, as rows of 17-64 still are where the
+ * tiles do not apply): n = 24-64 0.48-0.8x. */
 static int FN(short_shuffles_)(ptrdiff_t n) {
+#if LSM_HAVE_TILES
+    if (n % TILE_SMALL_K == 0) {
+        return 1;
+    }
+#endif
     return sizeof(T) == 4 && (n == 2 || n == 3 || n == 4 || n == 8 || n == 16);
 }
 
@@ -1441,7 +1503,8 @@ static int FN(short_shuffles_)(ptrdiff_t n) {
  * for op 1 or 2, rather than the transposed one. */
 static int FN(short_flat_)(int op, ptrdiff_t n) {
     return op == 2 ? !FN(short_shuffles_)(n)
-                   : (op == 1 && sizeof(T) == 4 && n > 16);
+                   : (op == 1 && sizeof(T) == 4 && n > 16 &&
+                      !FN(short_shuffles_)(n));
 }
 
 static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
@@ -2697,6 +2760,10 @@ int API(lsm_exp_)(ptrdiff_t n, const T *x, ptrdiff_t xs, T *y, ptrdiff_t ys) {
 #undef CHECK_ARGS
 #undef STATS
 #undef T_INF
+#undef TILE_BIG
+#undef TILE_BIG_K
+#undef TILE_SMALL
+#undef TILE_SMALL_K
 #undef ITYPE
 #undef EXP
 #undef NT_LINE

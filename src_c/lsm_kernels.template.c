@@ -37,6 +37,8 @@
 #define EXPNEG FN(lsm_expneg_)
 #define NT_LINE LSM_CAT(lsm_nt_line_, LSM_CAT(LSM_SFX, _))
 #define T_INF ((T)INFINITY)
+/* the most elements of a short block (short_per_block_) */
+#define SHORT_MAX (sizeof(T) == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK)
 #define TILE_BIG LSM_CAT(LSM_TILE_BIG_, LSM_SFX)
 #define TILE_BIG_K LSM_CAT(LSM_TILE_BIG_K_, LSM_SFX)
 #define TILE_SMALL LSM_CAT(LSM_TILE_SMALL_, LSM_SFX)
@@ -1126,7 +1128,8 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
 
 /* Rows per block of the short-row path. */
 static ptrdiff_t FN(short_per_block_)(ptrdiff_t n) {
-    const ptrdiff_t R = LSM_SHORT_BLOCK / n;
+    const ptrdiff_t R =
+        (sizeof(T) == 4 && n > 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK) / n;
     return R < LSM_CHUNK ? R : LSM_CHUNK;
 }
 
@@ -1308,8 +1311,8 @@ static LSM_ALWAYS_INLINE void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
                                                const T *restrict v,
                                                T *restrict y, T *restrict dy,
                                                T *restrict out, ptrdiff_t os) {
-    T xt[LSM_SHORT_BLOCK], yt[LSM_SHORT_BLOCK];
-    T vt[LSM_SHORT_BLOCK], dyt[LSM_SHORT_BLOCK];
+    T xt[SHORT_MAX], yt[SHORT_MAX];
+    T vt[SHORT_MAX], dyt[SHORT_MAX];
     T m[LSM_CHUNK], c[LSM_CHUNK], rest[LSM_CHUNK], l[LSM_CHUNK];
     T tv[LSM_CHUNK], q[LSM_CHUNK];
     double lsum[LSM_CHUNK];
@@ -1400,7 +1403,7 @@ static LSM_ALWAYS_INLINE void FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n,
 static void FN(short_block_flat_)(ptrdiff_t R, ptrdiff_t n, const T *restrict x,
                                   const T *restrict v, T *restrict y,
                                   T *restrict dy) {
-    T mb[LSM_CHUNK], tb[LSM_CHUNK], cb[LSM_CHUNK];
+    T mb[SHORT_MAX], tb[SHORT_MAX], cb[SHORT_MAX];
     T m[LSM_CHUNK];
     double lsum[LSM_CHUNK];
     const ptrdiff_t N = R * n;
@@ -1510,7 +1513,7 @@ static int FN(short_flat_)(int op, ptrdiff_t n) {
 static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                   ptrdiff_t n, const T *x, const T *v, T *y,
                                   T *dy, T *out, ptrdiff_t os) {
-    T bx[LSM_SHORT_BLOCK], bv[LSM_SHORT_BLOCK];
+    T bx[SHORT_MAX], bv[SHORT_MAX];
     /* in place: blocks of x (v) are copied before y (dy) overwrites them */
     const int x_aliased = y && (x == y || x == dy);
     const int v_aliased = v && (v == y || v == dy);
@@ -1534,7 +1537,7 @@ static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
  * stores: a block's output is made in L1 (by), then streamed to y. */
 static void FN(short_rows_stream_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                    ptrdiff_t n, const T *x, T *y) {
-    T by[LSM_SHORT_BLOCK];
+    T by[SHORT_MAX];
     const ptrdiff_t R = FN(short_per_block_)(n);
     for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
         const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R, e0 = r0 * n;
@@ -2499,7 +2502,7 @@ static void FN(vjp_short_block_)(ptrdiff_t R, ptrdiff_t n, const T *y,
         LSM_SHORT_CASES(FN(vjp_rows_n_), y, g, dx)
         return;
     }
-    T yt[LSM_SHORT_BLOCK], gt[LSM_SHORT_BLOCK], dt[LSM_SHORT_BLOCK];
+    T yt[SHORT_MAX], gt[SHORT_MAX], dt[SHORT_MAX];
     double sd[LSM_CHUNK];
     T st[LSM_CHUNK];
     FN(transpose_)(R, n, y, yt, 0);
@@ -2760,6 +2763,7 @@ int API(lsm_exp_)(ptrdiff_t n, const T *x, ptrdiff_t xs, T *y, ptrdiff_t ys) {
 #undef CHECK_ARGS
 #undef STATS
 #undef T_INF
+#undef SHORT_MAX
 #undef TILE_BIG
 #undef TILE_BIG_K
 #undef TILE_SMALL

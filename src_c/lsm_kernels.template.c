@@ -1505,9 +1505,8 @@ static int FN(short_shuffles_)(ptrdiff_t n) {
 /* Whether short rows of n elements take the flat block (short_block_flat_)
  * for op 1 or 2, rather than the transposed one. */
 static int FN(short_flat_)(int op, ptrdiff_t n) {
-    return op == 2 ? !FN(short_shuffles_)(n)
-                   : (op == 1 && sizeof(T) == 4 && n > 16 &&
-                      !FN(short_shuffles_)(n));
+    return !FN(short_shuffles_)(n) &&
+           (op == 2 || (op == 1 && sizeof(T) == 4 && n > 16));
 }
 
 static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,

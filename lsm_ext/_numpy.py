@@ -153,11 +153,11 @@ def _view3(a, perm, dims):
     return a.reshape(dims)
 
 
-def _empty_like_perm(a, perm, dtype, inner):
-    """An output of a's shape whose memory order follows perm, and the output
-    seen in a's axis order; written by column blocks (inner > 1), at a's offset
-    from a cache line (the blocks are cut to a's lines), else on a line."""
-    like = a if inner > 1 else None  # as _core.fast's _new
+def _empty_like_perm(a, perm, dtype, inner, op):
+    """An output of op (an _core op) of a's shape whose memory order follows
+    perm, and the output seen in a's axis order; at a's offset from a cache
+    line or on one, as _core.fast's (_core.output_at_input)."""
+    like = a if _core.output_at_input(op, dtype == np.float32, inner) else None
     if perm is _IDENTITY[a.ndim] or perm == _IDENTITY[a.ndim]:
         buf = _empty(a.shape, dtype, like)
         return buf, buf
@@ -346,7 +346,7 @@ def _same_memory(a, b):
     )
 
 
-def _elementwise(kernel, name, axis, arrays, n_out, out=None):
+def _elementwise(kernel, op, name, axis, arrays, n_out, out=None):
     """Run an elementwise kernel (softmax, log_softmax, jvp, vjp) over `axis`."""
     arrs, rdt, cdt, scalar = arrays
     if out is not None:
@@ -389,7 +389,7 @@ def _elementwise(kernel, name, axis, arrays, n_out, out=None):
             return out
         outs, outs3 = [], []
         for _ in range(n_out):
-            buf, res = _empty_like_perm(xs[0], perm, cdt, dims[2])
+            buf, res = _empty_like_perm(xs[0], perm, cdt, dims[2], op)
             outs.append(res)
             outs3.append(buf.reshape(dims))
         kernel(*ins3, *outs3)
@@ -429,7 +429,9 @@ def softmax(x, axis=None, out=None):
         r = _core.fast(_core.SOFTMAX, x, None, axis)
         if r is not None:
             return r
-    return _elementwise(_core.softmax, "softmax", axis, _prepare(x, "softmax"), 1, out)
+    return _elementwise(
+        _core.softmax, _core.SOFTMAX, "softmax", axis, _prepare(x, "softmax"), 1, out
+    )
 
 
 def log_softmax(x, axis=None, out=None):
@@ -438,7 +440,13 @@ def log_softmax(x, axis=None, out=None):
         if r is not None:
             return r
     return _elementwise(
-        _core.log_softmax, "log_softmax", axis, _prepare(x, "log_softmax"), 1, out
+        _core.log_softmax,
+        _core.LOG_SOFTMAX,
+        "log_softmax",
+        axis,
+        _prepare(x, "log_softmax"),
+        1,
+        out,
     )
 
 
@@ -449,6 +457,7 @@ def log_softmax_jvp(x, v, axis=None, out=None):
             return r
     return _elementwise(
         _core.log_softmax_jvp,
+        _core.JVP,
         "log_softmax_jvp",
         axis,
         _prepare(x, "log_softmax_jvp", (v,)),
@@ -464,6 +473,7 @@ def log_softmax_vjp(y, g, axis=None, out=None):
             return r
     return _elementwise(
         _core.log_softmax_vjp,
+        _core.VJP,
         "log_softmax_vjp",
         axis,
         _prepare(y, "log_softmax_vjp", (g,)),

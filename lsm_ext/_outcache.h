@@ -47,12 +47,15 @@ static struct {
 } lsm_oc;
 
 /* Every block of these handlers starts at a set offset from a 64-byte
- * boundary (a cache line): 0 for outputs written row by row, so that the
- * kernels' 64-byte vector stores never straddle two lines (2-6% off the time
- * of log_softmax, softmax, the JVP and the VJP on (4096, 1024) float32,
- * A/B); the input's own offset for outputs written by column blocks, whose
- * blocks are cut to the input's lines (an output on other lines cost those
- * 2-4%). Handler i (ctx) gives offset LSM_OC_STEP * i. A header just in
+ * boundary (a cache line): 0 for softmax and the float64 log_softmax and
+ * JVP written row by row, so that the kernels' 64-byte vector stores never
+ * straddle two lines (2-6% off their time on (4096, 1024) float32, A/B,
+ * Zen 5); the input's own offset for the VJP, the float32 log_softmax and
+ * JVP (rows read on other lines than they are written to cost them up to
+ * 1.85x on Zen 4: _core.output_at_input), and for outputs written by
+ * column blocks, whose blocks are cut to the input's lines (an output on
+ * other lines cost those 2-4%). Handler i (ctx) gives offset
+ * LSM_OC_STEP * i. A header just in
  * front of the block holds the pointer and size that NumPy's default
  * handler gave. */
 #define LSM_OC_LINE 64

@@ -78,8 +78,8 @@ def set_output_cache(nbytes):
     `nbytes` in all (the oldest blocks go first), and handed back to the next
     output of the same size, which then costs no page faults. ``0`` turns the
     cache off and frees what it holds. Outputs of 1 MiB or more start on a
-    64-byte boundary either way (reductions over a non-last axis: at their
-    input's offset from one). The default is 256 MiB, or the
+    64-byte boundary or at their input's offset from one, whichever the
+    kernels write faster, either way. The default is 256 MiB, or the
     environment variable ``LSM_EXT_OUTPUT_CACHE_MB`` read at import.
 
     Returns the previous limit in bytes.

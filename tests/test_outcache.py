@@ -128,31 +128,43 @@ def _offset(a):
 @pytest.mark.parametrize("limit", [64 * MIB, 0])
 @pytest.mark.parametrize("offset", [0, 16, 40])
 def test_large_outputs_start_where_the_kernels_write_fastest(cache, limit, offset):
-    """Outputs written row by row start on a cache line; outputs written by
-    column blocks (cut to the input's lines) at the input's offset."""
+    """Outputs start at the input's offset from a cache line where the kernels
+    run fastest so (column blocks, which are cut to the input's lines; the
+    VJP; the float32 log_softmax and JVP), else on a line (softmax, the
+    float64 log_softmax and JVP); see _core.output_at_input."""
     lx.set_output_cache(limit)
     x = _at_offset((512, 1024), np.float32, offset)  # 2 MiB outputs
-    assert _offset(x) == offset
+    x64 = _at_offset((256, 1024), np.float64, offset)
+    assert _offset(x) == offset and _offset(x64) == offset
     for _ in range(3):  # fresh blocks, then reused ones (other offsets too)
-        rows = [
+        on_line = [
             lx.softmax(x, axis=-1),
+            lx.softmax(x64, axis=-1),
+            lx.log_softmax(x64, axis=-1),
+            *lx.log_softmax_jvp(x64, x64, axis=-1),
+        ]
+        at_input = [
+            lx.log_softmax(x, axis=-1),
             *lx.log_softmax_jvp(x, x, axis=-1),
             lx.log_softmax_vjp(x, x, axis=-1),
+            lx.log_softmax_vjp(x64, x64, axis=-1),
+            lx.log_softmax(x, axis=0),
+            *lx.log_softmax_jvp(x, x, axis=0),
         ]
-        cols = [lx.log_softmax(x, axis=0), *lx.log_softmax_jvp(x, x, axis=0)]
-        assert [_offset(y) for y in rows] == [0] * len(rows)
-        assert [_offset(y) for y in cols] == [offset] * len(cols)
-        assert_allclose(rows[0], sc.softmax(x, axis=-1), rtol=1e-5, atol=1e-30)
-        assert_allclose(cols[0], sc.log_softmax(x, axis=0), rtol=1e-5, atol=1e-5)
-        del rows, cols
+        assert [_offset(y) for y in on_line] == [0] * len(on_line)
+        assert [_offset(y) for y in at_input] == [offset] * len(at_input)
+        assert_allclose(on_line[0], sc.softmax(x, axis=-1), rtol=1e-5, atol=1e-30)
+        assert_allclose(at_input[0], sc.log_softmax(x, axis=-1), rtol=1e-5, atol=1e-5)
+        assert_allclose(at_input[-3], sc.log_softmax(x, axis=0), rtol=1e-5, atol=1e-5)
+        del on_line, at_input
     small = _x((8, 1000))  # below 1 MiB: NumPy's own allocation
     assert_allclose(lx.softmax(small, axis=-1), sc.softmax(small, axis=-1), rtol=1e-13)
 
 
 def test_resize_and_free_from_other_threads(cache):
     x = _x((512, 1024), dtype=np.float32)  # 2 MiB
-    y = lx.log_softmax(x, axis=-1)
-    ref = sc.log_softmax(x, axis=-1)
+    y = lx.softmax(x, axis=-1)  # on a line (_core.output_at_input)
+    ref = sc.softmax(x, axis=-1)
     y.resize((1024, 1024), refcheck=False)  # the handler's realloc
     assert_allclose(y[:512], ref, rtol=1e-6, atol=1e-6)
     assert y.__array_interface__["data"][0] % 64 == 0

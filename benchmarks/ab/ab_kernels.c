@@ -13,6 +13,8 @@
  *   ROWS x N, C order, over the last axis (AB_AXIS0=1: over axis 0)
  *   AB_COLD=1: read 64 MiB before each call, so its arrays start in memory
  * Runs on one thread (lsm_set_num_threads(1)); AB_THREADS=n to change.
+ * AB_STREAM=bytes: lsm_set_stream_bytes(bytes) for both builds (0 streams
+ * every output, -1 none).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -139,6 +141,10 @@ int main(int argc, char **argv) {
     }
     const char *th = getenv("AB_THREADS");
     lsm_set_num_threads(th ? atoi(th) : 1);
+    const char *sb = getenv("AB_STREAM");
+    if (sb) {
+        lsm_set_stream_bytes((ptrdiff_t)atoll(sb));
+    }
     const int cold = getenv("AB_COLD") != NULL;
     for (int r = -1; r < R; r++) { /* round -1: warm-up, not timed */
         for (int k = 0; k < 2; k++) {

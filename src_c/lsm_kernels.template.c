@@ -1565,18 +1565,25 @@ static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     }
 }
 
-/* short_rows_range_ for softmax (op 0) and log_softmax (1) with streaming
- * stores: a block's output is made in L1 (by), then streamed to y. */
+/* short_rows_range_ for softmax (op 0), log_softmax (1) and the JVP (2, v
+ * and dy given) with streaming stores: a block's outputs are made in L1 (by,
+ * bdy), then streamed to y and dy. Works in place (y or dy the memory of x
+ * or v): a block is read whole before its outputs are written. */
 static void FN(short_rows_stream_)(int op, ptrdiff_t lo, ptrdiff_t hi,
-                                   ptrdiff_t n, const T *x, T *y) {
-    T by[SHORT_MAX];
+                                   ptrdiff_t n, const T *x, const T *v, T *y,
+                                   T *dy) {
+    T by[SHORT_MAX], bdy[SHORT_MAX];
     const ptrdiff_t R = FN(short_per_block_)(n);
     for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
         const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R, e0 = r0 * n;
+        const ptrdiff_t e1 = e0 + rb * n;
         FN(short_block_)
-        (op, rb, n, x + e0, NULL, by, NULL, NULL, 0, x + e0 + rb * n, NULL,
-         FN(short_ahead_)(n, hi - r0 - rb, R));
+        (op, rb, n, x + e0, v ? v + e0 : NULL, by, v ? bdy : NULL, NULL, 0,
+         x + e1, v ? v + e1 : NULL, FN(short_ahead_)(n, hi - r0 - rb, R));
         FN(stream_copy_)(y + e0, by, rb * n);
+        if (v) {
+            FN(stream_copy_)(dy + e0, bdy, rb * n);
+        }
     }
     lsm_nt_fence_();
 }
@@ -1586,14 +1593,17 @@ static void FN(short_rows_stream_)(int op, ptrdiff_t lo, ptrdiff_t hi,
 static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
                                 const T *x, const T *v, T *y, T *dy, T *out,
                                 ptrdiff_t os) {
-    /* streaming: softmax and log_softmax through short_block_ (the flat
-     * block writes its outputs as it computes them; streamed from a buffer
-     * it measured 1.15-1.2x slower, float32 rows of 40, and the JVP 1.03x
-     * at rows of 8, A/B, 1 thread, avx2 -- both before short_block_ was
-     * inlined always, which was part of that cost; not measured since) */
-    if (op < 2 && !FN(short_flat_)(op, n) && FN(stream_)(outer * n)) {
+    /* streaming: softmax, log_softmax and the JVP through short_block_ (the
+     * flat block writes its outputs as it computes them; streamed from a
+     * buffer it measured 1.15-1.2x slower, float32 rows of 40, A/B, 1
+     * thread, avx2, before short_block_ was inlined always). The JVP's two
+     * outputs, streamed since the blocks prefetch their successors: A/B (1
+     * thread, Zen 4, cold, 8M elements) float32 rows of 4-64 0.73-0.97x the
+     * time, float64 0.8-0.89x, avx512 and avx2 alike (it was 1.03x at rows
+     * of 8 without the prefetches, Zen 3). */
+    if (op < 3 && !FN(short_flat_)(op, n) && FN(stream_)(outer * n)) {
         LSM_SHARED(outer, FN(short_per_block_)(n), outer * n,
-                   FN(short_rows_stream_)(op, lo_, hi_, n, x, y));
+                   FN(short_rows_stream_)(op, lo_, hi_, n, x, v, y, dy));
         return;
     }
     LSM_SHARED(outer, FN(short_per_block_)(n), outer * n * (v ? 2 : 1),

@@ -115,3 +115,32 @@ def test_streamed_off_a_line(restore_stream, offset):
     lx.log_softmax(z, axis=-1, out=z)
     assert_array_equal(z, want)
     assert_array_equal(buf[:offset], 0)  # nothing written before out
+
+
+@pytest.mark.parametrize("n", [3, 8, 12, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_jvp_of_short_rows_in_place(restore_stream, n, dtype):
+    """The JVP of short rows streams both outputs from block buffers: in place
+    (y over x, dy over v, and crossed) it gives the bits of the plain, apart
+    call, which agree with the analytic formula in float64."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(scale=3, size=(1000, n)).astype(dtype)
+    v = rng.normal(size=(1000, n)).astype(dtype)
+    lx.set_stream_bytes(-1)
+    y0, dy0 = lx.log_softmax_jvp(x, v, axis=-1)
+    lx.set_stream_bytes(0)
+    y1, dy1 = lx.log_softmax_jvp(x, v, axis=-1)
+    assert_array_equal(y1, y0)
+    assert_array_equal(dy1, dy0)
+    for cross in (False, True):
+        a, b = x.copy(), v.copy()
+        out = (b, a) if cross else (a, b)
+        lx.log_softmax_jvp(a, b, axis=-1, out=out)
+        assert_array_equal(out[0], y0)
+        assert_array_equal(out[1], dy0)
+    x64, v64 = x.astype(np.float64), v.astype(np.float64)
+    p = sc.softmax(x64, axis=-1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(y0, sc.log_softmax(x64, axis=-1), rtol=tol, atol=tol)
+    want_dy = v64 - np.sum(p * v64, axis=-1, keepdims=True)
+    assert_allclose(dy0, want_dy, rtol=tol, atol=tol * 10)

@@ -2511,13 +2511,12 @@ static void FN(vjp_cols_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
  * exp(y) * sum, transposed back. For rows of up to 32 bytes: A/B (1
  * thread, avx512) against the row loop, float32 rows of 2-7 0.19-0.27x the
  * time, of 8 0.61-0.86x; float64 rows of 2-4 0.38-0.92x; longer rows lost
- * (float32 16: 1.4x, float64 8: 1.7x). */
-/* The VJP of R rows of n elements (n * sizeof(T) <= 32) as they lie, no
- * transposes: each row's sum of g in double, in order, then
- * dx = g - exp(y) * sum over the row. n is a compile-time constant for
- * n = 2..16 (LSM_SHORT_CASES), so that a row is a vector or a few lanes of
- * one. dx may be the memory of y or g (no restrict there): every element is
- * read before it is written. */
+ * (float32 16: 1.4x, float64 8: 1.7x) -- they take vjp_rows_n_ now. */
+/* The VJP of R rows of n elements (n <= 16) as they lie, no transposes: each
+ * row's sum of g in double, in order, then dx = g - exp(y) * sum over the row.
+ * n is a compile-time constant for n = 2..16 (LSM_SHORT_CASES), so that a row
+ * is a vector or a few lanes of one. dx may be the memory of y or g (no
+ * restrict there): every element is read before it is written. */
 static LSM_ALWAYS_INLINE void FN(vjp_rows_n_)(ptrdiff_t R, ptrdiff_t n,
                                               const T *y, const T *g, T *dx) {
     for (ptrdiff_t r = 0; r < R; r++) {
@@ -2539,7 +2538,7 @@ static LSM_ALWAYS_INLINE void FN(vjp_rows_n_)(ptrdiff_t R, ptrdiff_t n,
 static void FN(vjp_short_block_)(ptrdiff_t R, ptrdiff_t n, const T *y,
                                  const T *g, T *dx) {
     if ((n & (n - 1)) == 0 && n * (ptrdiff_t)sizeof(T) >= 16) {
-        /* rows of 16 or 32 bytes fill SIMD vectors as they lie. A/B (1
+        /* rows of 16-128 bytes fill SIMD vectors as they lie. A/B (1
          * thread, avx2, Zen 3, 1M rows): float32 rows of 8 0.45x the time,
          * of 4 0.7x; float64 rows of 4 0.47x, of 2 0.8x; rows of 8 bytes and
          * odd lengths were 1.0-2x slower so, and keep the transposes */
@@ -2731,8 +2730,15 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(y && g && dx);
     const ptrdiff_t work = 2 * outer * inner * n;
     const int nt = FN(stream_)(outer * inner * n);
-    if (n * (ptrdiff_t)sizeof(T) <= 32 && FN(short_rows_)(n, inner, ys) &&
-        FN(short_rows_)(n, inner, gs) && FN(short_rows_)(n, inner, dxs)) {
+    /* short rows: up to 32 bytes, and rows of 2-16 elements a power of two
+     * long (vjp_rows_n_, as they lie: A/B, 1 thread, Zen 4, against
+     * vjp_rows_range_, float32 rows of 16 0.39-0.57x the time, float64
+     * rows of 8 0.29-0.62x, of 16 0.59-0.83x, avx512 and avx2, cold and in
+     * L2; float32 rows of 32 were 0.95-1.19x, of 64 1.4-1.7x, float64 rows
+     * of 32 0.88-1.05x) */
+    if ((n * (ptrdiff_t)sizeof(T) <= 32 || (n <= 16 && (n & (n - 1)) == 0)) &&
+        FN(short_rows_)(n, inner, ys) && FN(short_rows_)(n, inner, gs) &&
+        FN(short_rows_)(n, inner, dxs)) {
         LSM_SHARED(outer, FN(short_per_block_)(n), work,
                    FN(vjp_short_range_)(lo_, hi_, n, y, g, dx));
         return LSM_OK;

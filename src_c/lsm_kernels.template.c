@@ -2537,11 +2537,14 @@ static LSM_ALWAYS_INLINE void FN(vjp_rows_n_)(ptrdiff_t R, ptrdiff_t n,
 /* (y, g and dx may be one memory: no restrict) */
 static void FN(vjp_short_block_)(ptrdiff_t R, ptrdiff_t n, const T *y,
                                  const T *g, T *dx) {
-    if ((n & (n - 1)) == 0 && n * (ptrdiff_t)sizeof(T) >= 16) {
-        /* rows of 16-128 bytes fill SIMD vectors as they lie. A/B (1
-         * thread, avx2, Zen 3, 1M rows): float32 rows of 8 0.45x the time,
-         * of 4 0.7x; float64 rows of 4 0.47x, of 2 0.8x; rows of 8 bytes and
-         * odd lengths were 1.0-2x slower so, and keep the transposes */
+    if (((n & (n - 1)) == 0 && n * (ptrdiff_t)sizeof(T) >= 16) ||
+        n * (ptrdiff_t)sizeof(T) > 32) {
+        /* rows of 16-128 bytes a power of two long fill SIMD vectors as
+         * they lie. A/B (1 thread, avx2, Zen 3, 1M rows): float32 rows of 8
+         * 0.45x the time, of 4 0.7x; float64 rows of 4 0.47x, of 2 0.8x;
+         * rows of up to 32 bytes of 8 bytes or odd lengths were 1.0-2x
+         * slower so, and keep the transposes. Longer rows (up to 16
+         * elements, see lsm_log_softmax_vjp_) take this loop too. */
         LSM_SHORT_CASES(FN(vjp_rows_n_), y, g, dx)
         return;
     }
@@ -2730,15 +2733,15 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     CHECK_ARGS(y && g && dx);
     const ptrdiff_t work = 2 * outer * inner * n;
     const int nt = FN(stream_)(outer * inner * n);
-    /* short rows: up to 32 bytes, and rows of 2-16 elements a power of two
-     * long (vjp_rows_n_, as they lie: A/B, 1 thread, Zen 4, against
-     * vjp_rows_range_, float32 rows of 16 0.39-0.57x the time, float64
-     * rows of 8 0.29-0.62x, of 16 0.59-0.83x, avx512 and avx2, cold and in
-     * L2; float32 rows of 32 were 0.95-1.19x, of 64 1.4-1.7x, float64 rows
-     * of 32 0.88-1.05x) */
-    if ((n * (ptrdiff_t)sizeof(T) <= 32 || (n <= 16 && (n & (n - 1)) == 0)) &&
-        FN(short_rows_)(n, inner, ys) && FN(short_rows_)(n, inner, gs) &&
-        FN(short_rows_)(n, inner, dxs)) {
+    /* short rows, of up to 16 elements (longer than 32 bytes: by
+     * vjp_rows_n_, as they lie: A/B, 1 thread, Zen 4, against
+     * vjp_rows_range_, whose per-row passes cost 2-5 ns per element on
+     * such rows: float32 rows of 9-16 0.26-0.57x the time, float64 rows of
+     * 5-16 0.29-0.83x, avx512 and avx2, cold and in L2; float32 rows of
+     * 17-32 were 0.54-1.19x, of 64 1.4-1.7x, float64 rows of 17-32
+     * 0.76-1.08x: those stay) */
+    if (n <= 16 && FN(short_rows_)(n, inner, ys) &&
+        FN(short_rows_)(n, inner, gs) && FN(short_rows_)(n, inner, dxs)) {
         LSM_SHARED(outer, FN(short_per_block_)(n), work,
                    FN(vjp_short_range_)(lo_, hi_, n, y, g, dx));
         return LSM_OK;

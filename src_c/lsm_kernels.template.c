@@ -580,17 +580,23 @@ static const T *FN(prefetch_after_)(const T *p, ptrdiff_t s, ptrdiff_t n,
 
 /* Row statistics. w (weights) and v (JVP tangent) may be NULL, not both
  * set. nx and nv (may be NULL) are the next rows of x and v, contiguous and
- * n long, which the last chunk prefetches (the chunks of a contiguous row
- * prefetch the chunk after them). Returns 0 for a regular row, 1 when the
- * max is +-inf (or there is no entry with nonzero weight), which the caller
- * handles with special_*. p (may be NULL; only with sx == 1 and no w): a
- * pending row of n elements (a JVP row, with v, exactly when v is given)
- * whose output the passes over each chunk write for the same range of
- * indices; all of it is written on return. */
+ * n long, which the last chunk prefetches. pf: the chunks of a contiguous
+ * row also prefetch the chunk after them; without pf they leave the row to
+ * the hardware prefetchers. Only log_softmax rows of 4-16 KB gained by it
+ * on a Zen 4 (A/B, 1 thread, cold, float32 rows of 2048 and 4096: without
+ * pf 1.03-1.08x the time, at avx512 and avx2); without it, logsumexp took
+ * float32 rows of 4096 to 4M 0.70-0.92x the time at avx512 and avx2,
+ * float64 0.87-0.95x (rows of 2048-4096, 1.0-1.06x); log_softmax rows of
+ * 8192 to 4M 0.79-0.94x; the JVP 0.74-0.97x (float32 and float64). Returns
+ * 0 for a regular row, 1 when the max is +-inf (or there is no entry with
+ * nonzero weight), which the caller handles with special_*. p (may be NULL;
+ * only with sx == 1 and no w): a pending row of n elements (a JVP row, with
+ * v, exactly when v is given) whose output the passes over each chunk write
+ * for the same range of indices; all of it is written on return. */
 static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
                           const T *v, ptrdiff_t sv, ptrdiff_t n, STATS *st,
                           T *restrict bx, T *restrict bw, const T *nx,
-                          const T *nv, const FN(pending_) * p) {
+                          const T *nv, int pf, const FN(pending_) * p) {
     int nan_seen = 0;
     st->m = -T_INF;
     st->c = st->rest = st->tv = 0;
@@ -617,16 +623,22 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             }
             continue;
         }
-        /* a float32 pass that only reads x prefetches 3 chunks ahead: A/B
-         * (1 thread, avx512) logsumexp of (4M,) 0.87-0.96x the time, (8,
-         * 2M) 0.94-0.98x, (512, 32000) 0.94-0.99x, log_softmax of (4M,)
-         * 0.92-0.98x; with a pending row's output or v to stream too
-         * 1.02-1.03x, float64 (slower exp) 1.02-1.03x: one chunk there */
+        /* with pf, a float32 pass that only reads x prefetches 3 chunks
+         * ahead: A/B on the machine of a5a7caa (1 thread, avx512)
+         * logsumexp of (4M,) 0.87-0.96x the time, (8, 2M) 0.94-0.98x,
+         * (512, 32000) 0.94-0.99x, log_softmax of (4M,) 0.92-0.98x; with a
+         * pending row's output or v to stream too 1.02-1.03x, float64
+         * (slower exp) 1.02-1.03x: one chunk there. On a Zen 4 those long
+         * rows did better still with no prefetch (pf, above) */
         const ptrdiff_t ahead = p || v || sizeof(T) == 8 ? 1 : 3;
         ptrdiff_t pn;
-        const T *px = FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn, ahead);
-        const T *pv =
-            v ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn, 1) : NULL;
+        const int last = i0 + len >= n;
+        const T *px =
+            pf || last ? FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn, ahead)
+                       : NULL;
+        const T *pv = v && (pf || last)
+                          ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn, 1)
+                          : NULL;
         if (wc) {
             FN(chunk_sumexp_w_)(xc, wc, len, st->m, st);
         } else if (vc) {
@@ -815,7 +827,7 @@ static void FN(stats_merge_)(STATS *acc, const STATS *b) {
 static int FN(block_stats_)(const T *x, ptrdiff_t sx, const T *v, ptrdiff_t sv,
                             ptrdiff_t len, STATS *st, T *restrict bx,
                             T *restrict bv, const FN(pending_) * p) {
-    if (!FN(row_stats_)(x, sx, NULL, 0, v, sv, len, st, bx, bv, NULL, NULL,
+    if (!FN(row_stats_)(x, sx, NULL, 0, v, sv, len, st, bx, bv, NULL, NULL, 0,
                         p)) {
         return 0;
     }
@@ -857,11 +869,11 @@ static int FN(row_stats_long_)(const T *x, ptrdiff_t sx, const T *v,
 static int FN(row_stats_any_)(const T *x, ptrdiff_t sx, const T *v,
                               ptrdiff_t sv, ptrdiff_t n, STATS *st,
                               T *restrict bx, T *restrict bv, const T *nx,
-                              const T *nv, const FN(pending_) * p) {
+                              const T *nv, int pf, const FN(pending_) * p) {
     if (n >= LSM_SPLIT_MIN) {
         return FN(row_stats_long_)(x, sx, v, sv, n, st, bx, bv, p);
     }
-    return FN(row_stats_)(x, sx, NULL, 0, v, sv, n, st, bx, bv, nx, nv, p);
+    return FN(row_stats_)(x, sx, NULL, 0, v, sv, n, st, bx, bv, nx, nv, pf, p);
 }
 
 /* row_stats_long_ with the blocks shared among threads (the same state). */
@@ -1745,7 +1757,8 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
             }
             special[i] = FN(row_stats_any_)(
                 x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
-                FN(next_row_)(x, xs, outer, n, inner, o, k, 1, 0), NULL, NULL);
+                FN(next_row_)(x, xs, outer, n, inner, o, k, 1, 0), NULL, 0,
+                NULL);
             c[i] = special[i] ? 1.0 : st.c; /* a harmless log for the loop */
             rest[i] = special[i] ? 0.0 : st.rest;
             m[i] = (double)st.m;
@@ -1817,7 +1830,7 @@ static void FN(lse_weighted_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         STATS st;
         double r, sg;
         if (FN(row_stats_)(row, xs[1], wrow, bs[1], NULL, 0, n, &st, bx, bw,
-                           NULL, NULL, NULL)) {
+                           NULL, NULL, 0, NULL)) {
             double s = FN(special_sum_)(row, xs[1], wrow, bs[1], n);
             r = log(fabs(s));
             sg = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : s));
@@ -2113,6 +2126,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     const int nt = FN(stream_)(outer * n * inner) &&
                    !(can_pipe && long_rows && sizeof(T) == 8 && hi - lo > 1);
     const int pipe = can_pipe && !(nt && long_rows);
+    /* the chunks of log_softmax rows of up to 16 KB prefetch their
+     * successors (see row_stats_) */
+    const int pf = op == 1 && n * (ptrdiff_t)sizeof(T) <= 16384;
     /* log_softmax of streamed mid-length rows: one row at a time
      * (log_softmax_short_), not pipelined in groups. A/B (1 thread, Zen 4,
      * cold, 8M elements): float32 rows of 65-300 0.67-1.03x the time at
@@ -2192,7 +2208,7 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                 xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, v ? 2 : 1, pipe),
                 v ? FN(next_row_)(v, vs, outer, n, inner, o, k, 2, pipe) : NULL,
-                w);
+                pf, w);
             cur[i] = (FN(pending_)){
                 special ? NULL : xr, vr, yr, dyr, st.m, 0, 0, nt};
             if (special) {

@@ -668,12 +668,13 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
         e##r[L] += d != 0 ? t : (T)0;                                          \
     } while (0)
 
-/* The sums of the two rows of pair_stats_, lane by lane: each row's lanes,
- * adds and order are sumexp_short_'s, so a row gets the same sums paired or
- * alone. */
+/* The sums of two rows over [j0, j1), added to s0 and s1, lane by lane:
+ * each row's lanes, adds and order are sumexp_short_'s, so a row gets the
+ * same sums paired or alone. */
 static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
-                                             const T *restrict x1, ptrdiff_t n,
-                                             T m0, T m1, STATS *s0, STATS *s1) {
+                                             const T *restrict x1, ptrdiff_t j0,
+                                             ptrdiff_t j1, T m0, T m1,
+                                             STATS *s0, STATS *s1) {
     enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
     T a0[LN], e0[LN], a1[LN], e1[LN];
     for (int l = 0; l < LN; l++) {
@@ -684,11 +685,9 @@ static LSM_ALWAYS_INLINE void FN(pair_sums_)(const T *restrict x0,
         LSM_PAIR_TERM(0, I, L);                                                \
         LSM_PAIR_TERM(1, I, L);                                                \
     } while (0)
-    LSM_LANES(0, n, LSM_PAIR_TERMS);
+    LSM_LANES(j0, j1, LSM_PAIR_TERMS);
 #undef LSM_PAIR_TERMS
-    *s0 = (STATS){m0, 0, 0, 0};
     FN(lanes_stats_)(a0, e0, s0);
-    *s1 = (STATS){m1, 0, 0, 0};
     FN(lanes_stats_)(a1, e1, s1);
 }
 
@@ -706,10 +705,11 @@ static int FN(pair_stats_)(const T *x0, const T *x1, ptrdiff_t n, STATS *s0,
     if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
         return 1;
     }
+    *s0 = (STATS){m0, 0, 0, 0};
     if (x1) {
-        FN(pair_sums_)(x0, x1, n, m0, m1, s0, s1);
+        *s1 = (STATS){m1, 0, 0, 0};
+        FN(pair_sums_)(x0, x1, 0, n, m0, m1, s0, s1);
     } else {
-        *s0 = (STATS){m0, 0, 0, 0};
         FN(sumexp_short_)(x0, NULL, 0, n, m0, s0, NULL, 0, 0);
     }
     return 0;
@@ -1922,6 +1922,30 @@ static void FN(log_softmax_short_)(const T *x, ptrdiff_t n, T *y, int nt) {
     LSM_OUT_LOOP(nt, y, n, (x[i] - m) - l);
 }
 
+/* log_softmax_short_ of two rows x0 and x1 (y0 may be x0, y1 x1), their
+ * sums side by side (pair_sums_, in the same blocks: the same values as
+ * one row at a time), so that one row's chain of max, exps, sums and log
+ * overlaps the other's. */
+static void FN(log_softmax_pair_)(const T *x0, const T *x1, ptrdiff_t n, T *y0,
+                                  T *y1, int nt) {
+    const T m0 = FN(chunk_max_)(x0, n, -T_INF);
+    const T m1 = FN(chunk_max_)(x1, n, -T_INF);
+    if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
+        FN(log_softmax_short_)(x0, n, y0, nt);
+        FN(log_softmax_short_)(x1, n, y1, nt);
+        return;
+    }
+    STATS s0 = {m0, 0, 0, 0}, s1 = {m1, 0, 0, 0};
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) { /* as chunk_sumexp_ */
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        FN(pair_sums_)(x0, x1, j0, j1, m0, m1, &s0, &s1);
+    }
+    const T l0 = (T)FN(log_sum_)(s0.c, s0.rest);
+    const T l1 = (T)FN(log_sum_)(s1.c, s1.rest);
+    LSM_OUT_LOOP(nt, y0, n, (x0[i] - m0) - l0);
+    LSM_OUT_LOOP(nt, y1, n, (x1[i] - m1) - l1);
+}
+
 /* The JVP of a contiguous row of n elements, n * sizeof(T) <
  * LSM_MID_BYTES, as log_softmax_short_, its two outputs streamed (y and dy
  * apart from x and v). */
@@ -2136,7 +2160,13 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
      * L2) the groups did as well or better (0.87-1.14x). */
     if (op == 1 && nt && FN(mid_rows_)(n, inner, xs) &&
         FN(mid_rows_)(n, inner, ys)) {
-        for (ptrdiff_t r = lo; r < hi; r++) {
+        ptrdiff_t r = lo;
+        for (; r + 1 < hi; r += 2) {
+            FN(log_softmax_pair_)
+            (x + r * xs[0], x + (r + 1) * xs[0], n, y + r * ys[0],
+             y + (r + 1) * ys[0], 1);
+        }
+        if (r < hi) {
             FN(log_softmax_short_)(x + r * xs[0], n, y + r * ys[0], 1);
         }
         lsm_nt_fence_();

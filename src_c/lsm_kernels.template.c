@@ -1897,6 +1897,51 @@ static int FN(softmax_short_)(const T *x, ptrdiff_t n, T *y, int nt) {
     return 0;
 }
 
+/* softmax_short_ of two rows x0 and x1 (y0 may be x0, y1 x1), their
+ * terms side by side (each row's lanes, adds and order softmax_short_'s:
+ * the same values as one row at a time), so that one row's chain of max,
+ * exps and sums overlaps the other's. Returns 1, having written nothing,
+ * when a row's max is +-inf or no entry is finite: the caller then takes
+ * the rows one by one. */
+static int FN(softmax_pair_)(const T *x0, const T *x1, ptrdiff_t n, T *y0,
+                             T *y1, int nt) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    const T m0 = FN(chunk_max_)(x0, n, -T_INF);
+    const T m1 = FN(chunk_max_)(x1, n, -T_INF);
+    if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
+        return 1;
+    }
+    T a0[LN], e0[LN], a1[LN], e1[LN];
+    for (int l = 0; l < LN; l++) {
+        a0[l] = e0[l] = a1[l] = e1[l] = 0;
+    }
+    T sb0[LSM_MID_BYTES / sizeof(T)], sb1[LSM_MID_BYTES / sizeof(T)];
+    T *const yt0 = nt ? sb0 : y0, *const yt1 = nt ? sb1 : y1;
+#define LSM_SOFTMAX_PAIR_TERM(r, I, L)                                         \
+    do {                                                                       \
+        const T d = x##r[I] - m##r, t = EXPNEG(d);                             \
+        yt##r[I] = t;                                                          \
+        a##r[L] += t;                                                          \
+        e##r[L] += d != 0 ? t : (T)0;                                          \
+    } while (0)
+#define LSM_SOFTMAX_PAIR_TERMS(I, L)                                           \
+    do {                                                                       \
+        LSM_SOFTMAX_PAIR_TERM(0, I, L);                                        \
+        LSM_SOFTMAX_PAIR_TERM(1, I, L);                                        \
+    } while (0)
+    LSM_LANES(0, n, LSM_SOFTMAX_PAIR_TERMS);
+#undef LSM_SOFTMAX_PAIR_TERMS
+#undef LSM_SOFTMAX_PAIR_TERM
+    STATS st0 = {m0, 0, 0, 0}, st1 = {m1, 0, 0, 0};
+    FN(lanes_stats_)(a0, e0, &st0);
+    FN(lanes_stats_)(a1, e1, &st1);
+    const T f0 = (T)(1.0 / (st0.c + st0.rest));
+    const T f1 = (T)(1.0 / (st1.c + st1.rest));
+    LSM_OUT_LOOP(nt, y0, n, yt0[i] * f0);
+    LSM_OUT_LOOP(nt, y1, n, yt1[i] * f1);
+    return 0;
+}
+
 /* log_softmax of a contiguous row of n elements, n * sizeof(T) <
  * LSM_MID_BYTES (y may be x), as softmax_short_ does softmax: the max, the
  * sums lane by lane (in the blocks of chunk_sumexp_, as row_stats_ gets
@@ -2199,6 +2244,12 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                      : NULL;
         for (ptrdiff_t r = lo; r < hi; r++) {
             const ptrdiff_t o = r / inner, k = r % inner;
+            if (mid && r + 1 < hi &&
+                !FN(softmax_pair_)(x + o * xs[0], x + (o + 1) * xs[0], n,
+                                   y + o * ys[0], y + (o + 1) * ys[0], nt)) {
+                r++;
+                continue;
+            }
             if (mid &&
                 !FN(softmax_short_)(x + o * xs[0], n, y + o * ys[0], nt)) {
                 continue;

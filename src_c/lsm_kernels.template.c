@@ -723,6 +723,29 @@ static int FN(pair_stats_)(const T *x0, const T *x1, ptrdiff_t n, STATS *s0,
     return 0;
 }
 
+/* The statistics of the contiguous rows x0 and x1 of n elements
+ * (mid_rows_), with the JVP's tv of v0 and v1 when hv, their sums side by
+ * side in the blocks of chunk_sumexp_ (chunk_sumexp_v_): the values of
+ * log_softmax_short_ (jvp_short_). Returns 1, s0 and s1 unset, when a
+ * row's max is +-inf or no entry is finite. */
+static LSM_ALWAYS_INLINE int FN(pair_block_stats_)(const T *x0, const T *x1,
+                                                   const T *v0, const T *v1,
+                                                   ptrdiff_t n, STATS *s0,
+                                                   STATS *s1, int hv) {
+    const T m0 = FN(chunk_max_)(x0, n, -T_INF);
+    const T m1 = FN(chunk_max_)(x1, n, -T_INF);
+    if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
+        return 1;
+    }
+    *s0 = (STATS){m0, 0, 0, 0};
+    *s1 = (STATS){m1, 0, 0, 0};
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        FN(pair_sums_)(x0, x1, v0, v1, j0, j1, m0, m1, s0, s1, hv);
+    }
+    return 0;
+}
+
 /* Whether the rows of the (outer, n, inner) view with strides xs are
  * mid-length rows (pair_stats_, softmax_short_): contiguous rows one after
  * another, shorter than LSM_MID_BYTES. */
@@ -1976,23 +1999,18 @@ static void FN(log_softmax_short_)(const T *x, ptrdiff_t n, T *y, int nt) {
 }
 
 /* log_softmax_short_ of two rows x0 and x1 (y0 may be x0, y1 x1), their
- * sums side by side (pair_sums_, in the same blocks: the same values as
- * one row at a time), so that one row's chain of max, exps, sums and log
+ * sums side by side (pair_block_stats_, in the same blocks: the same values
+ * as one row at a time), so that one row's chain of max, exps, sums and log
  * overlaps the other's. */
 static void FN(log_softmax_pair_)(const T *x0, const T *x1, ptrdiff_t n, T *y0,
                                   T *y1, int nt) {
-    const T m0 = FN(chunk_max_)(x0, n, -T_INF);
-    const T m1 = FN(chunk_max_)(x1, n, -T_INF);
-    if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
+    STATS s0, s1;
+    if (FN(pair_block_stats_)(x0, x1, NULL, NULL, n, &s0, &s1, 0)) {
         FN(log_softmax_short_)(x0, n, y0, nt);
         FN(log_softmax_short_)(x1, n, y1, nt);
         return;
     }
-    STATS s0 = {m0, 0, 0, 0}, s1 = {m1, 0, 0, 0};
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) { /* as chunk_sumexp_ */
-        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(pair_sums_)(x0, x1, NULL, NULL, j0, j1, m0, m1, &s0, &s1, 0);
-    }
+    const T m0 = s0.m, m1 = s1.m;
     const T l0 = (T)FN(log_sum_)(s0.c, s0.rest);
     const T l1 = (T)FN(log_sum_)(s1.c, s1.rest);
     LSM_OUT_LOOP(nt, y0, n, (x0[i] - m0) - l0);
@@ -2017,22 +2035,17 @@ static void FN(jvp_short_)(const T *x, const T *v, ptrdiff_t n, T *y, T *dy) {
 }
 
 /* jvp_short_ of two rows (x0, v0) and (x1, v1) (outputs apart from the
- * inputs), their sums side by side (pair_sums_ in chunk_sumexp_v_'s
+ * inputs), their sums side by side (pair_block_stats_ in chunk_sumexp_v_'s
  * blocks: the same values as one row at a time), as log_softmax_pair_. */
 static void FN(jvp_pair_)(const T *x0, const T *x1, const T *v0, const T *v1,
                           ptrdiff_t n, T *y0, T *y1, T *dy0, T *dy1) {
-    const T m0 = FN(chunk_max_)(x0, n, -T_INF);
-    const T m1 = FN(chunk_max_)(x1, n, -T_INF);
-    if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
+    STATS s0, s1;
+    if (FN(pair_block_stats_)(x0, x1, v0, v1, n, &s0, &s1, 1)) {
         FN(jvp_short_)(x0, v0, n, y0, dy0);
         FN(jvp_short_)(x1, v1, n, y1, dy1);
         return;
     }
-    STATS s0 = {m0, 0, 0, 0}, s1 = {m1, 0, 0, 0};
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) { /* as chunk_sumexp_v_ */
-        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(pair_sums_)(x0, x1, v0, v1, j0, j1, m0, m1, &s0, &s1, 1);
-    }
+    const T m0 = s0.m, m1 = s1.m;
     const T l0 = (T)FN(log_sum_)(s0.c, s0.rest);
     const T l1 = (T)FN(log_sum_)(s1.c, s1.rest);
     const T q0 = (T)(s0.tv / (s0.c + s0.rest));

@@ -2244,11 +2244,13 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     /* the chunks of log_softmax rows of up to 16 KB prefetch their
      * successors (see row_stats_) */
     const int pf = op == 1 && n * (ptrdiff_t)sizeof(T) <= 16384;
-    /* log_softmax of streamed mid-length rows: one row at a time
-     * (log_softmax_short_), not pipelined in groups. A/B (1 thread, Zen 4,
-     * cold, 8M elements): float32 rows of 65-300 0.67-1.03x the time at
-     * avx512, 0.76-0.91x at avx2; float64 0.78-1.03x. With plain stores (in
-     * L2) the groups did as well or better (0.87-1.14x). */
+    /* log_softmax of streamed mid-length rows: a row (log_softmax_short_)
+     * or a pair of rows (log_softmax_pair_) at a time, not pipelined in
+     * groups. A/B (1 thread, Zen 4, cold, 8M elements), one row at a time
+     * against the groups: float32 rows of 65-300 0.67-1.03x the time at
+     * avx512, 0.76-0.91x at avx2; float64 0.78-1.03x (with plain stores, in
+     * L2, the groups did as well or better: 0.87-1.14x); pairs against one
+     * row at a time: float32 0.62-1.05x, float64 0.72-1.04x. */
     if (op == 1 && nt && FN(mid_rows_)(n, inner, xs) &&
         FN(mid_rows_)(n, inner, ys)) {
         ptrdiff_t r = lo;
@@ -2265,7 +2267,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     }
     /* the float32 JVP likewise (jvp_short_): A/B as above, rows of 65-300
      * 0.7-0.87x the time at avx512 and avx2; the float64 JVP, pipelined
-     * there, was 0.77-1.33x (rows of 65 1.15-1.33x) and stays */
+     * there, was 0.77-1.33x (rows of 65 1.15-1.33x) and stays (with the
+     * pairs too: rows of 100-128 0.61-0.74x, of 65 1.04-1.16x, of 150
+     * 0.88-1.06x) */
     if (op == 2 && sizeof(T) == 4 && nt && FN(mid_rows_)(n, inner, xs) &&
         FN(mid_rows_)(n, inner, ys) && FN(mid_rows_)(n, inner, vs) &&
         FN(mid_rows_)(n, inner, dys) && x != y && x != dy && v != y &&

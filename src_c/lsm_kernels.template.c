@@ -2274,12 +2274,13 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         FN(mid_rows_)(n, inner, ys) && FN(mid_rows_)(n, inner, vs) &&
         FN(mid_rows_)(n, inner, dys) && x != y && x != dy && v != y &&
         v != dy) {
-        ptrdiff_t r = lo;
         /* in pairs where a row is one block (jvp_pair_): A/B (1 thread,
          * Zen 4, cold, 8M elements) float32 rows of 65-200 0.72-0.99x the
          * time at avx512, rows of 65-128 0.81-0.97x at avx2; longer rows
          * at avx2 (two blocks or more) 0.99-1.24x */
-        for (; n <= LSM_SUB / (ptrdiff_t)sizeof(T) && r + 1 < hi; r += 2) {
+        const int paired = n * (ptrdiff_t)sizeof(T) <= LSM_SUB;
+        ptrdiff_t r = lo;
+        for (; paired && r + 1 < hi; r += 2) {
             FN(jvp_pair_)
             (x + r * xs[0], x + (r + 1) * xs[0], v + r * vs[0],
              v + (r + 1) * vs[0], n, y + r * ys[0], y + (r + 1) * ys[0],

@@ -82,19 +82,27 @@ LSM_INLINE float lsm_exp_poly5_f32(float r) {
     return r2 * (r2 * hi + lo) + (1.0f + r);
 }
 
+/* e^r for |r| <= ln2 / 2 (degree 11; exp 1.35 ulp measured, 1.22 in one
+ * chain), as 1 + (r + r^2 (E(r^2) + r O(r^2))): the even and odd
+ * coefficients in two Horner chains of 4 fmas side by side, half the
+ * latency of one chain of 11 with as many operations. A/B (1 thread, Zen 4,
+ * cold, 8M elements) against the single chain: logsumexp 0.82-0.88x the
+ * time at baseline (no fma), 0.9-0.96x at avx2, 0.98-1.02x at avx512 (where
+ * the double-pumped 512-bit units are busy rather than waiting); softmax
+ * and log_softmax 0.81-0.89x, 0.93-1.0x and 0.98-1.0x; the JVP 0.87-0.94x,
+ * 0.96-1.0x, and 1.0-1.07x (rows of 4 and 8 at avx512). */
 LSM_INLINE double lsm_exp_poly_f64(double r) {
-    double p = 0x1.afb851f89a688p-26;
-    p = p * r + 0x1.28b3c42c9d400p-22;
-    p = p * r + 0x1.71ddc112aa00cp-19;
-    p = p * r + 0x1.a019929006c80p-16;
-    p = p * r + 0x1.a01a01c8a3d4ep-13;
-    p = p * r + 0x1.6c16c1873e430p-10;
-    p = p * r + 0x1.111111110ac32p-7;
-    p = p * r + 0x1.555555554f864p-5;
-    p = p * r + 0x1.5555555555562p-3;
-    p = p * r + 0x1.000000000000fp-1;
-    p = p * r + 1.0;
-    return p * r + 1.0;
+    const double r2 = r * r;
+    double e = 0x1.28b3c42c9d400p-22, o = 0x1.afb851f89a688p-26;
+    e = e * r2 + 0x1.a019929006c80p-16;
+    o = o * r2 + 0x1.71ddc112aa00cp-19;
+    e = e * r2 + 0x1.6c16c1873e430p-10;
+    o = o * r2 + 0x1.a01a01c8a3d4ep-13;
+    e = e * r2 + 0x1.555555554f864p-5;
+    o = o * r2 + 0x1.111111110ac32p-7;
+    e = e * r2 + 0x1.000000000000fp-1;
+    o = o * r2 + 0x1.5555555555562p-3;
+    return 1.0 + (r2 * (o * r + e) + r);
 }
 
 /* r = x - k ln 2 with kf = k as a float (Cody-Waite: k * ln2_hi is exact) */

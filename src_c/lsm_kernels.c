@@ -110,16 +110,17 @@
  * 0.78-0.99; longer rows (groups of 1-2) unchanged. */
 #define LSM_GROUP 16
 #define LSM_GROUP_BYTES 8192
-/* Rows up to this length go through the packed short-row path, in blocks
- * of at most LSM_SHORT_BLOCK elements and LSM_CHUNK rows (transposed into
+/* Rows up to this length go through the packed short-row path, in blocks of
+ * at most LSM_SHORT_BLOCK elements and LSM_CHUNK rows (transposed into
  * L1/L2: long enough loops across the rows of a block); float32 rows of
- * more than 4 in blocks of LSM_SHORT_BLOCK32 (16 KB). A/B (1 thread, avx2,
- * in L2) against 1024, all ops: float32 rows of 20-64 0.6-0.88x the time,
- * rows of 8-16 0.83-1.04x over two runs ((1M, 8) cold 0.92-1.04x); rows
- * of 2-4 took 1.0-1.1x and float64 rows of 8-32 1.0-1.08x (softmax), so
- * they keep 1024. The stack frames of the short-row path grow to 136 KB
- * (float32; float64 107 KB). Rows of 96-128 through this path (instead of
- * the mid-length one) took 1.1-1.5x. */
+ * more than 16 (the VJP's: more than 4) in blocks of LSM_SHORT_BLOCK32 (16
+ * KB), float32 rows of 5-16 in 8 KB (see short_per_block_). The 16 KB
+ * blocks, A/B (1 thread, avx2, in L2) against 1024, all ops: float32 rows
+ * of 20-64 0.6-0.88x the time, rows of 8-16 0.83-1.04x over two runs ((1M,
+ * 8) cold 0.92-1.04x); rows of 2-4 took 1.0-1.1x and float64 rows of 8-32
+ * 1.0-1.08x (softmax), so they keep 1024. The stack frames of the short-row
+ * path grow to 136 KB (float32; float64 107 KB). Rows of 96-128 through
+ * this path (instead of the mid-length one) took 1.1-1.5x. */
 #define LSM_SHORT 64
 #define LSM_SHORT_BLOCK 1024
 #define LSM_SHORT_BLOCK32 4096

@@ -1175,20 +1175,32 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
 
 /* ------------------------------------------------------------ short rows */
 
-/* Rows per block of the short-row path. */
-static ptrdiff_t FN(short_per_block_)(ptrdiff_t n) {
-    const ptrdiff_t R =
-        (sizeof(T) == 4 && n > 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK) / n;
+/* Rows per block of the short-row path (vjp: for the VJP). float32 rows
+ * of 5-16 elements go in blocks of half LSM_SHORT_BLOCK32 (8 KB, as
+ * float64 rows), except the VJP's: A/B (1 thread, Zen 4, cold, 8M
+ * elements) against 16 KB, avx512 and avx2, two runs: softmax 0.78-0.93x
+ * the time (rows of 13 0.94-1.03x), log_softmax 0.86-0.99x (rows of 13
+ * 1.02-1.03x), the JVP 0.87-0.98x, logsumexp 0.81-0.99x (rows of 10 and
+ * 13 at avx512 1.03-1.05x); (1M, 8): 0.78-0.89x, 0.9-0.91x, 0.87-0.91x,
+ * 0.93-0.96x. The VJP's were 0.99-1.05x, longer rows' 1.03-1.17x (rows of
+ * 24 and 64). */
+static ptrdiff_t FN(short_per_block_)(ptrdiff_t n, int vjp) {
+    ptrdiff_t elems = LSM_SHORT_BLOCK;
+    if (sizeof(T) == 4 && n > 4) {
+        elems = n > 16 || vjp ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK32 / 2;
+    }
+    const ptrdiff_t R = elems / n;
     return R < LSM_CHUNK ? R : LSM_CHUNK;
 }
 
-/* R rows of n elements (R <= short_per_block_(n)) packed back to back: row r of
- * x at x + r * n, likewise v, y, dy; logsumexp results at out[r * os]. Loops
- * over a row of a few elements do not vectorise, so the block is transposed
- * into L1 (element j of row r at xt[j * R + r]) and every step runs across
- * rows, one SIMD lane per row: the max, the sums (each row's terms added in
- * order, as a loop over the row would), the log, the output; outputs are
- * transposed back. op: 0 softmax, 1 log_softmax, 2 jvp, 3 logsumexp. */
+/* R rows of n elements (R <= short_per_block_(n, 0)) packed back to back:
+ * row r of x at x + r * n, likewise v, y, dy; logsumexp results at out[r *
+ * os]. Loops over a row of a few elements do not vectorise, so the block is
+ * transposed into L1 (element j of row r at xt[j * R + r]) and every step
+ * runs across rows, one SIMD lane per row: the max, the sums (each row's
+ * terms added in order, as a loop over the row would), the log, the output;
+ * outputs are transposed back. op: 0 softmax, 1 log_softmax, 2 jvp, 3
+ * logsumexp. */
 /* The rows of a short block whose max m[r] is not finite get scipy's IEEE
  * answers (overwriting what the vector loops wrote there). */
 static void FN(short_special_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
@@ -1600,7 +1612,7 @@ static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     /* in place: blocks of x (v) are copied before y (dy) overwrites them */
     const int x_aliased = y && (x == y || x == dy);
     const int v_aliased = v && (v == y || v == dy);
-    const ptrdiff_t R = FN(short_per_block_)(n), outer = hi;
+    const ptrdiff_t R = FN(short_per_block_)(n, 0), outer = hi;
     for (ptrdiff_t r0 = lo; r0 < outer; r0 += R) {
         ptrdiff_t rb = outer - r0 < R ? outer - r0 : R;
         ptrdiff_t e0 = r0 * n;
@@ -1628,7 +1640,7 @@ static void FN(short_rows_stream_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                    ptrdiff_t n, const T *x, const T *v, T *y,
                                    T *dy) {
     T by[SHORT_MAX], bdy[SHORT_MAX];
-    const ptrdiff_t R = FN(short_per_block_)(n);
+    const ptrdiff_t R = FN(short_per_block_)(n, 0);
     for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
         const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R, e0 = r0 * n;
         const ptrdiff_t e1 = e0 + rb * n;
@@ -1657,11 +1669,11 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
      * time, float64 0.8-0.89x, avx512 and avx2 alike (it was 1.03x at rows
      * of 8 without the prefetches, Zen 3). */
     if (op < 3 && !FN(short_flat_)(op, n) && FN(stream_)(outer * n)) {
-        LSM_SHARED(outer, FN(short_per_block_)(n), outer * n,
+        LSM_SHARED(outer, FN(short_per_block_)(n, 0), outer * n,
                    FN(short_rows_stream_)(op, lo_, hi_, n, x, v, y, dy));
         return;
     }
-    LSM_SHARED(outer, FN(short_per_block_)(n), outer * n * (v ? 2 : 1),
+    LSM_SHARED(outer, FN(short_per_block_)(n, 0), outer * n * (v ? 2 : 1),
                FN(short_rows_range_)(op, lo_, hi_, n, x, v, y, dy, out, os));
 }
 
@@ -2835,7 +2847,7 @@ static void FN(vjp_short_block_)(ptrdiff_t R, ptrdiff_t n, const T *y,
 
 static void FN(vjp_short_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                  const T *y, const T *g, T *dx) {
-    const ptrdiff_t R = FN(short_per_block_)(n);
+    const ptrdiff_t R = FN(short_per_block_)(n, 1);
     for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
         const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R;
         FN(vjp_short_block_)(rb, n, y + r0 * n, g + r0 * n, dx + r0 * n);
@@ -3025,7 +3037,7 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
      * 0.76-1.08x: those stay) */
     if (n <= 16 && FN(short_rows_)(n, inner, ys) &&
         FN(short_rows_)(n, inner, gs) && FN(short_rows_)(n, inner, dxs)) {
-        LSM_SHARED(outer, FN(short_per_block_)(n), work,
+        LSM_SHARED(outer, FN(short_per_block_)(n, 1), work,
                    FN(vjp_short_range_)(lo_, hi_, n, y, g, dx));
         return LSM_OK;
     }

@@ -1175,25 +1175,34 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
 
 /* ------------------------------------------------------------ short rows */
 
-/* Rows per block of the short-row path (vjp: for the VJP). float32 rows
- * of 5-16 elements go in blocks of half LSM_SHORT_BLOCK32 (8 KB, as
- * float64 rows), except the VJP's: A/B (1 thread, Zen 4, cold, 8M
- * elements) against 16 KB, avx512 and avx2, two runs: softmax 0.78-0.93x
- * the time (rows of 13 0.94-1.03x), log_softmax 0.86-0.99x (rows of 13
- * 1.02-1.03x), the JVP 0.87-0.98x, logsumexp 0.81-0.99x (rows of 10 and
- * 13 at avx512 1.03-1.05x); (1M, 8): 0.78-0.89x, 0.9-0.91x, 0.87-0.91x,
- * 0.93-0.96x. The VJP's were 0.99-1.05x, longer rows' 1.03-1.17x (rows of
- * 24 and 64). */
-static ptrdiff_t FN(short_per_block_)(ptrdiff_t n, int vjp) {
+/* Rows per block of the short-row path for op (0 softmax, 1 log_softmax,
+ * 2 the JVP, 3 logsumexp, 4 the VJP). Blocks of LSM_SHORT_BLOCK elements,
+ * LSM_SHORT_BLOCK32 for float32 rows of more than 4, with smaller blocks
+ * where they measured faster (A/B, 1 thread, Zen 4, cold, 8M elements,
+ * avx512 and avx2, two runs, time against the larger block):
+ *   - float32 rows of 5-16 (all but the VJP) in half of LSM_SHORT_BLOCK32
+ *     (8 KB): softmax 0.78-0.93x, log_softmax 0.86-0.99x, the JVP
+ *     0.87-0.98x, logsumexp 0.81-0.99x (rows of 10 and 13: 0.94-1.05x);
+ *     (1M, 8) 0.77-0.89x, 0.9-0.93x, 0.87-0.91x, 0.91-0.96x. The VJP's
+ *     were 0.99-1.05x, rows of 24 and 64 1.03-1.17x;
+ *   - logsumexp and softmax of rows of up to 64 bytes (float32 rows of up
+ *     to 4, float64 of up to 8) in half of LSM_SHORT_BLOCK: logsumexp
+ *     0.86-0.96x (float32 rows of 3-4 at avx2 0.98-1.0x), softmax float32
+ *     rows of 2-3 0.82-0.86x, float64 rows of 2-8 0.79-0.97x (rows of 4 in
+ *     float32 1.0-1.02x, of 6 in float64 at avx2 1.09x). log_softmax and
+ *     the JVP were mixed (0.77-1.19x) and keep LSM_SHORT_BLOCK. */
+static ptrdiff_t FN(short_per_block_)(int op, ptrdiff_t n) {
     ptrdiff_t elems = LSM_SHORT_BLOCK;
     if (sizeof(T) == 4 && n > 4) {
-        elems = n > 16 || vjp ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK32 / 2;
+        elems = n > 16 || op == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK32 / 2;
+    } else if ((op == 0 || op == 3) && n * (ptrdiff_t)sizeof(T) <= 64) {
+        elems = LSM_SHORT_BLOCK / 2;
     }
     const ptrdiff_t R = elems / n;
     return R < LSM_CHUNK ? R : LSM_CHUNK;
 }
 
-/* R rows of n elements (R <= short_per_block_(n, 0)) packed back to back:
+/* R rows of n elements (R <= short_per_block_(op, n)) packed back to back:
  * row r of x at x + r * n, likewise v, y, dy; logsumexp results at out[r *
  * os]. Loops over a row of a few elements do not vectorise, so the block is
  * transposed into L1 (element j of row r at xt[j * R + r]) and every step
@@ -1612,7 +1621,7 @@ static void FN(short_rows_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     /* in place: blocks of x (v) are copied before y (dy) overwrites them */
     const int x_aliased = y && (x == y || x == dy);
     const int v_aliased = v && (v == y || v == dy);
-    const ptrdiff_t R = FN(short_per_block_)(n, 0), outer = hi;
+    const ptrdiff_t R = FN(short_per_block_)(op, n), outer = hi;
     for (ptrdiff_t r0 = lo; r0 < outer; r0 += R) {
         ptrdiff_t rb = outer - r0 < R ? outer - r0 : R;
         ptrdiff_t e0 = r0 * n;
@@ -1640,7 +1649,7 @@ static void FN(short_rows_stream_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                                    ptrdiff_t n, const T *x, const T *v, T *y,
                                    T *dy) {
     T by[SHORT_MAX], bdy[SHORT_MAX];
-    const ptrdiff_t R = FN(short_per_block_)(n, 0);
+    const ptrdiff_t R = FN(short_per_block_)(op, n);
     for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
         const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R, e0 = r0 * n;
         const ptrdiff_t e1 = e0 + rb * n;
@@ -1669,11 +1678,11 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
      * time, float64 0.8-0.89x, avx512 and avx2 alike (it was 1.03x at rows
      * of 8 without the prefetches, Zen 3). */
     if (op < 3 && !FN(short_flat_)(op, n) && FN(stream_)(outer * n)) {
-        LSM_SHARED(outer, FN(short_per_block_)(n, 0), outer * n,
+        LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n,
                    FN(short_rows_stream_)(op, lo_, hi_, n, x, v, y, dy));
         return;
     }
-    LSM_SHARED(outer, FN(short_per_block_)(n, 0), outer * n * (v ? 2 : 1),
+    LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n * (v ? 2 : 1),
                FN(short_rows_range_)(op, lo_, hi_, n, x, v, y, dy, out, os));
 }
 
@@ -2847,7 +2856,7 @@ static void FN(vjp_short_block_)(ptrdiff_t R, ptrdiff_t n, const T *y,
 
 static void FN(vjp_short_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                  const T *y, const T *g, T *dx) {
-    const ptrdiff_t R = FN(short_per_block_)(n, 1);
+    const ptrdiff_t R = FN(short_per_block_)(4, n);
     for (ptrdiff_t r0 = lo; r0 < hi; r0 += R) {
         const ptrdiff_t rb = hi - r0 < R ? hi - r0 : R;
         FN(vjp_short_block_)(rb, n, y + r0 * n, g + r0 * n, dx + r0 * n);
@@ -3037,7 +3046,7 @@ int API(lsm_log_softmax_vjp_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
      * 0.76-1.08x: those stay) */
     if (n <= 16 && FN(short_rows_)(n, inner, ys) &&
         FN(short_rows_)(n, inner, gs) && FN(short_rows_)(n, inner, dxs)) {
-        LSM_SHARED(outer, FN(short_per_block_)(n, 1), work,
+        LSM_SHARED(outer, FN(short_per_block_)(4, n), work,
                    FN(vjp_short_range_)(lo_, hi_, n, y, g, dx));
         return LSM_OK;
     }

@@ -56,7 +56,7 @@ typedef struct {
 /* Elements per chunk of logsumexp's row statistics (row_stats_): 4 KB in
  * both dtypes, where the other ops take LSM_CHUNK (8 KB of float64). A/B
  * (1 thread, Zen 4, cold, 8M elements), float64 against LSM_CHUNK:
- * rows of 1024 to 8M 0.85-0.97x the time at avx512, 0.9-0.97x at avx2
+ * rows of 1024 to 8M 0.84-0.99x the time at avx512, 0.9-0.97x at avx2
  * (rows of 256 elements per chunk: no better); float32 chunks of 512
  * elements took 1.0-1.06x. log_softmax and the JVP in 4 KB float64 chunks
  * were mixed (0.93-1.11x). Weighted rows keep LSM_CHUNK. */
@@ -1200,9 +1200,9 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
  *     were 0.99-1.05x, rows of 24 and 64 1.03-1.17x;
  *   - logsumexp and softmax of rows of up to 64 bytes (float32 rows of up
  *     to 4, float64 of up to 8) in half of LSM_SHORT_BLOCK: logsumexp
- *     0.86-0.96x (float32 rows of 3-4 at avx2 0.98-1.0x), softmax float32
+ *     0.81-1.0x (float32 rows of 2-4 0.9-1.0x), softmax float32
  *     rows of 2-3 0.82-0.86x, float64 rows of 2-8 0.79-0.97x (rows of 4 in
- *     float32 1.0-1.02x, of 6 in float64 at avx2 1.09x). log_softmax and
+ *     float32 0.95-1.02x, of 6 in float64 at avx2 1.09x). log_softmax and
  *     the JVP were mixed (0.77-1.19x) and keep LSM_SHORT_BLOCK. */
 static ptrdiff_t FN(short_per_block_)(int op, ptrdiff_t n) {
     ptrdiff_t elems = LSM_SHORT_BLOCK;

@@ -1203,13 +1203,20 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
  *     0.81-1.0x (float32 rows of 2-4 0.9-1.0x), softmax float32
  *     rows of 2-3 0.82-0.86x, float64 rows of 2-8 0.79-0.97x (rows of 4 in
  *     float32 0.95-1.02x, of 6 in float64 at avx2 1.09x). log_softmax and
- *     the JVP were mixed (0.77-1.19x) and keep LSM_SHORT_BLOCK. */
+ *     the JVP were mixed (0.77-1.19x) and keep LSM_SHORT_BLOCK;
+ *   - the VJP of float32 rows of 2-3 (transposed, no prefetches: bursts
+ *     of them took 1.1-1.47x) in a quarter of LSM_SHORT_BLOCK: 0.52-0.69x
+ *     (blocks of 128: 0.49-0.61x, of 512: 0.66-0.72x; in L2 1.07-1.08x);
+ *     float32 rows of 4 and float64 rows gained nothing from smaller
+ *     blocks (0.96-1.03x). */
 static ptrdiff_t FN(short_per_block_)(int op, ptrdiff_t n) {
     ptrdiff_t elems = LSM_SHORT_BLOCK;
     if (sizeof(T) == 4 && n > 4) {
         elems = n > 16 || op == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK32 / 2;
     } else if ((op == 0 || op == 3) && n * (ptrdiff_t)sizeof(T) <= 64) {
         elems = LSM_SHORT_BLOCK / 2;
+    } else if (op == 4 && sizeof(T) == 4 && n <= 3) {
+        elems = LSM_SHORT_BLOCK / 4;
     }
     const ptrdiff_t R = elems / n;
     return R < LSM_CHUNK ? R : LSM_CHUNK;

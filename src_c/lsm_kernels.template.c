@@ -1208,7 +1208,11 @@ static void FN(cols_finish_)(ptrdiff_t w, const T *restrict m,
  *     of them took 1.1-1.47x) in a quarter of LSM_SHORT_BLOCK: 0.52-0.69x
  *     (blocks of 128: 0.49-0.61x, of 512: 0.66-0.72x; in L2 1.07-1.08x);
  *     float32 rows of 4 and float64 rows gained nothing from smaller
- *     blocks (0.96-1.03x). */
+ *     blocks (0.96-1.03x);
+ *   - softmax and log_softmax of float32 rows of 2 (binary
+ *     classification) in blocks of 256 elements too: softmax 0.75-0.9x
+ *     against 512, log_softmax 0.88-0.91x against 1024; rows of 3 took
+ *     1.19-1.25x, logsumexp and the JVP 1.0-1.4x, and keep theirs. */
 static ptrdiff_t FN(short_per_block_)(int op, ptrdiff_t n) {
     ptrdiff_t elems = LSM_SHORT_BLOCK;
     if (sizeof(T) == 4 && n > 4) {
@@ -1217,6 +1221,9 @@ static ptrdiff_t FN(short_per_block_)(int op, ptrdiff_t n) {
         elems = LSM_SHORT_BLOCK / 2;
     } else if (op == 4 && sizeof(T) == 4 && n <= 3) {
         elems = LSM_SHORT_BLOCK / 4;
+    }
+    if (sizeof(T) == 4 && n == 2 && (op == 0 || op == 1)) {
+        elems = LSM_SHORT_BLOCK / 4; /* softmax, log_softmax: see above */
     }
     const ptrdiff_t R = elems / n;
     return R < LSM_CHUNK ? R : LSM_CHUNK;

@@ -1217,13 +1217,11 @@ static ptrdiff_t FN(short_per_block_)(int op, ptrdiff_t n) {
     ptrdiff_t elems = LSM_SHORT_BLOCK;
     if (sizeof(T) == 4 && n > 4) {
         elems = n > 16 || op == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK32 / 2;
+    } else if (sizeof(T) == 4 &&
+               ((op == 4 && n <= 3) || ((op == 0 || op == 1) && n == 2))) {
+        elems = LSM_SHORT_BLOCK / 4;
     } else if ((op == 0 || op == 3) && n * (ptrdiff_t)sizeof(T) <= 64) {
         elems = LSM_SHORT_BLOCK / 2;
-    } else if (op == 4 && sizeof(T) == 4 && n <= 3) {
-        elems = LSM_SHORT_BLOCK / 4;
-    }
-    if (sizeof(T) == 4 && n == 2 && (op == 0 || op == 1)) {
-        elems = LSM_SHORT_BLOCK / 4; /* softmax, log_softmax: see above */
     }
     const ptrdiff_t R = elems / n;
     return R < LSM_CHUNK ? R : LSM_CHUNK;

@@ -36,6 +36,8 @@
 #define EXPSUM FN(lsm_expsum_)
 #define EXPNEG FN(lsm_expneg_)
 #define NT_LINE LSM_CAT(lsm_nt_line_, LSM_CAT(LSM_SFX, _))
+/* 1 where the build has an explicitly vectorised exp for T's sum terms */
+#define HAVE_VEXP LSM_CAT(LSM_HAVE_VEXP_, LSM_SFX)
 #define T_INF ((T)INFINITY)
 /* the most elements of a short block (short_per_block_) */
 #define SHORT_MAX (sizeof(T) == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK)
@@ -286,6 +288,69 @@ FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     }
 }
 
+#if HAVE_VEXP
+/* One step of sumexp_vec_: the elements [i, i + 8) of lanes k (the others
+ * read as x = -inf, v = 0: terms 0, not stored). */
+static LSM_ALWAYS_INLINE void
+FN(sumexp_vec_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
+                     __mmask8 k, __m512d vm, __m512d *a, __m512d *e, __m512d *f,
+                     const FN(pending_) * p, int has_prev, int hv) {
+    const __m512d xv =
+        _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), k, x + i);
+    const __m512d d = _mm512_sub_pd(xv, vm);
+    const __m512d t = lsm_vexpsum_f64_(d);
+    *a = _mm512_add_pd(*a, t);
+    *e = _mm512_mask_add_pd(
+        *e, _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_NEQ_UQ), *e, t);
+    if (hv) {
+        *f = _mm512_fmadd_pd(t, _mm512_maskz_loadu_pd(k, v + i), *f);
+    }
+    if (has_prev) {
+        const __m512d py =
+            _mm512_sub_pd(_mm512_sub_pd(_mm512_maskz_loadu_pd(k, p->x + i),
+                                        _mm512_set1_pd(p->m)),
+                          _mm512_set1_pd(p->l));
+        if (hv) {
+            const __m512d pd = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, p->v + i),
+                                             _mm512_set1_pd(p->q));
+            _mm512_mask_storeu_pd(p->dy + i, k, pd);
+        }
+        _mm512_mask_storeu_pd(p->y + i, k, py);
+    }
+}
+
+/* The sums of sumexp_block_ (v NULL, hv 0) and sumexp_v_block_ (v and hv
+ * set) over [j0, j1) with lsm_vexpsum_f64_, 8 lanes at a time and the last
+ * lanes masked, fused with pending row p's output when has_prev. The same
+ * rest with and without v, so that log_softmax and the JVP's y agree.
+ * A/B (1 thread, Zen 4, cold, 8M elements, against lsm_expsum_f64 in the
+ * compiler's loops): logsumexp of rows of 1024 to 4M 0.80-0.84x the
+ * time, log_softmax 0.90-0.97x, the JVP 0.92-1.0x. */
+static LSM_ALWAYS_INLINE void FN(sumexp_vec_)(const T *restrict x,
+                                              const T *restrict v, ptrdiff_t j0,
+                                              ptrdiff_t j1, T m, STATS *st,
+                                              const FN(pending_) * p,
+                                              int has_prev, int hv) {
+    const __m512d vm = _mm512_set1_pd(m);
+    __m512d a = _mm512_setzero_pd(), e = a, f = a;
+    ptrdiff_t i = j0;
+    const __mmask8 all8 = 0xff;
+    for (; i + 8 <= j1; i += 8) {
+        FN(sumexp_vec_step_)(x, v, i, all8, vm, &a, &e, &f, p, has_prev, hv);
+    }
+    if (i < j1) {
+        const __mmask8 k = (__mmask8)((1u << (j1 - i)) - 1u);
+        FN(sumexp_vec_step_)(x, v, i, k, vm, &a, &e, &f, p, has_prev, hv);
+    }
+    const double rest = _mm512_reduce_add_pd(e);
+    st->c += rint(_mm512_reduce_add_pd(a) - rest);
+    st->rest += rest;
+    if (hv) {
+        st->tv += _mm512_reduce_add_pd(f);
+    }
+}
+#endif
+
 /* The sums of chunk_sumexp_ over [j0, j1) of x, fused with the output of
  * pending row p over the same elements when has_prev (p's pointers at the
  * chunk's start). below and has_prev are constants where it is inlined, so
@@ -302,6 +367,11 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
         FN(sumexp_short_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
         return;
     }
+#if HAVE_VEXP
+    (void)below, (void)xp, (void)yp, (void)mp, (void)lp;
+    FN(sumexp_vec_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
+    return;
+#endif
     if (below) { /* no entry of the chunk is at the max: all are rest */
         T rest = 0;
 #pragma omp simd reduction(+ : rest)
@@ -393,6 +463,11 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
         FN(sumexp_short_)(x, v, j0, j1, m, st, p, has_prev, 1);
         return;
     }
+#if HAVE_VEXP
+    (void)xp, (void)vp, (void)yp, (void)dyp, (void)mp, (void)lp, (void)qp;
+    FN(sumexp_vec_)(x, v, j0, j1, m, st, p, has_prev, 1);
+    return;
+#endif
     T c = 0, rest = 0, tv = 0;
 #pragma omp simd reduction(+ : c, rest, tv)
     for (ptrdiff_t i = j0; i < j1; i++) {

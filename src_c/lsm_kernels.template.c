@@ -243,51 +243,6 @@ static LSM_ALWAYS_INLINE void FN(lanes_stats_)(T *restrict a, T *restrict e,
     st->rest += (double)rest;
 }
 
-/* sumexp_block_ and sumexp_v_block_ over blocks shorter than
- * LSM_MID_BYTES (a mid-length row's only block, a long row's last), lane by
- * lane and summed in a fixed tree (lanes_sum_), as pair_stats_ does, rather
- * than an "omp simd reduction" ending in an in-order chain of LN scalar adds
- * whose latency such short blocks do not hide. v (the JVP) when hv; the
- * pending row p's output (with dy when hv) when has_prev. The same c and
- * rest with and without v, so that log_softmax and the JVP's y agree. */
-static LSM_ALWAYS_INLINE void
-FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
-                  ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
-                  int has_prev, int hv) {
-    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
-    const T *xp = has_prev ? p->x : NULL, *vp = has_prev && hv ? p->v : NULL;
-    T *yp = has_prev ? p->y : NULL, *dyp = has_prev && hv ? p->dy : NULL;
-    const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
-    const T qp = has_prev && hv ? p->q : 0;
-    T a[LN], e[LN], f[LN];
-    for (int l = 0; l < LN; l++) {
-        a[l] = e[l] = f[l] = 0;
-    }
-#define LSM_SHORT_TERM(I, L)                                                   \
-    do {                                                                       \
-        const T d = x[I] - m, t = EXPSUM(d);                                   \
-        a[L] += t;                                                             \
-        e[L] += d != 0 ? t : (T)0;                                             \
-        if (hv) {                                                              \
-            f[L] += t * v[I];                                                  \
-        }                                                                      \
-        if (has_prev) {                                                        \
-            const T py = (xp[I] - mp) - lp;                                    \
-            if (hv) {                                                          \
-                const T pd = vp[I] - qp;                                       \
-                dyp[I] = pd;                                                   \
-            }                                                                  \
-            yp[I] = py;                                                        \
-        }                                                                      \
-    } while (0)
-    LSM_LANES(j0, j1, LSM_SHORT_TERM);
-#undef LSM_SHORT_TERM
-    FN(lanes_stats_)(a, e, st);
-    if (hv) {
-        st->tv += (double)FN(lanes_sum_)(f);
-    }
-}
-
 #if HAVE_VEXP
 /* One step of sumexp_vec_: the elements [i, i + 8) of lanes k (the others
  * read as x = -inf, v = 0: terms 0, not stored). */
@@ -325,7 +280,9 @@ FN(sumexp_vec_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
  * rest with and without v, so that log_softmax and the JVP's y agree.
  * A/B (1 thread, Zen 4, cold, 8M elements, against lsm_expsum_f64 in the
  * compiler's loops): logsumexp of rows of 1024 to 4M 0.80-0.84x the
- * time, log_softmax 0.90-0.97x, the JVP 0.92-1.0x. */
+ * time, log_softmax 0.90-0.97x, the JVP 0.92-1.0x; mid-length rows (80
+ * and 128 elements, in pairs: pair_vec_) 0.81, 0.89-0.91 and 0.96-0.97x.
+ * sumexp_short_ and pair_sums_ take it too, for blocks of any length. */
 static LSM_ALWAYS_INLINE void FN(sumexp_vec_)(const T *restrict x,
                                               const T *restrict v, ptrdiff_t j0,
                                               ptrdiff_t j1, T m, STATS *st,
@@ -349,7 +306,90 @@ static LSM_ALWAYS_INLINE void FN(sumexp_vec_)(const T *restrict x,
         st->tv += _mm512_reduce_add_pd(f);
     }
 }
+
+/* sumexp_vec_ of two rows side by side (no pending row): each row's
+ * steps, adds and order are sumexp_vec_'s, so a row gets the same sums
+ * paired or alone. */
+static LSM_ALWAYS_INLINE void
+FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
+              const T *restrict v1, ptrdiff_t j0, ptrdiff_t j1, T m0, T m1,
+              STATS *s0, STATS *s1, int hv) {
+    const __m512d vm0 = _mm512_set1_pd(m0), vm1 = _mm512_set1_pd(m1);
+    __m512d a0 = _mm512_setzero_pd(), e0 = a0, f0 = a0;
+    __m512d a1 = a0, e1 = a0, f1 = a0;
+    const __mmask8 all8 = 0xff;
+    ptrdiff_t i = j0;
+    for (; i + 8 <= j1; i += 8) {
+        FN(sumexp_vec_step_)(x0, v0, i, all8, vm0, &a0, &e0, &f0, NULL, 0, hv);
+        FN(sumexp_vec_step_)(x1, v1, i, all8, vm1, &a1, &e1, &f1, NULL, 0, hv);
+    }
+    if (i < j1) {
+        const __mmask8 k = (__mmask8)((1u << (j1 - i)) - 1u);
+        FN(sumexp_vec_step_)(x0, v0, i, k, vm0, &a0, &e0, &f0, NULL, 0, hv);
+        FN(sumexp_vec_step_)(x1, v1, i, k, vm1, &a1, &e1, &f1, NULL, 0, hv);
+    }
+    const double rest0 = _mm512_reduce_add_pd(e0);
+    const double rest1 = _mm512_reduce_add_pd(e1);
+    s0->c += rint(_mm512_reduce_add_pd(a0) - rest0);
+    s0->rest += rest0;
+    s1->c += rint(_mm512_reduce_add_pd(a1) - rest1);
+    s1->rest += rest1;
+    if (hv) {
+        s0->tv += _mm512_reduce_add_pd(f0);
+        s1->tv += _mm512_reduce_add_pd(f1);
+    }
+}
 #endif
+
+/* sumexp_block_ and sumexp_v_block_ over blocks shorter than
+ * LSM_MID_BYTES (a mid-length row's only block, a long row's last), lane by
+ * lane and summed in a fixed tree (lanes_sum_), as pair_stats_ does, rather
+ * than an "omp simd reduction" ending in an in-order chain of LN scalar adds
+ * whose latency such short blocks do not hide. v (the JVP) when hv; the
+ * pending row p's output (with dy when hv) when has_prev. The same c and
+ * rest with and without v, so that log_softmax and the JVP's y agree. */
+static LSM_ALWAYS_INLINE void
+FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
+                  ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
+                  int has_prev, int hv) {
+    enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
+    const T *xp = has_prev ? p->x : NULL, *vp = has_prev && hv ? p->v : NULL;
+    T *yp = has_prev ? p->y : NULL, *dyp = has_prev && hv ? p->dy : NULL;
+    const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
+    const T qp = has_prev && hv ? p->q : 0;
+#if HAVE_VEXP
+    (void)xp, (void)vp, (void)yp, (void)dyp, (void)mp, (void)lp, (void)qp;
+    FN(sumexp_vec_)(x, v, j0, j1, m, st, p, has_prev, hv);
+    return;
+#endif
+    T a[LN], e[LN], f[LN];
+    for (int l = 0; l < LN; l++) {
+        a[l] = e[l] = f[l] = 0;
+    }
+#define LSM_SHORT_TERM(I, L)                                                   \
+    do {                                                                       \
+        const T d = x[I] - m, t = EXPSUM(d);                                   \
+        a[L] += t;                                                             \
+        e[L] += d != 0 ? t : (T)0;                                             \
+        if (hv) {                                                              \
+            f[L] += t * v[I];                                                  \
+        }                                                                      \
+        if (has_prev) {                                                        \
+            const T py = (xp[I] - mp) - lp;                                    \
+            if (hv) {                                                          \
+                const T pd = vp[I] - qp;                                       \
+                dyp[I] = pd;                                                   \
+            }                                                                  \
+            yp[I] = py;                                                        \
+        }                                                                      \
+    } while (0)
+    LSM_LANES(j0, j1, LSM_SHORT_TERM);
+#undef LSM_SHORT_TERM
+    FN(lanes_stats_)(a, e, st);
+    if (hv) {
+        st->tv += (double)FN(lanes_sum_)(f);
+    }
+}
 
 /* The sums of chunk_sumexp_ over [j0, j1) of x, fused with the output of
  * pending row p over the same elements when has_prev (p's pointers at the
@@ -763,6 +803,10 @@ static LSM_ALWAYS_INLINE void
 FN(pair_sums_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
                const T *restrict v1, ptrdiff_t j0, ptrdiff_t j1, T m0, T m1,
                STATS *s0, STATS *s1, int hv) {
+#if HAVE_VEXP
+    FN(pair_vec_)(x0, x1, v0, v1, j0, j1, m0, m1, s0, s1, hv);
+    return;
+#endif
     enum { LN = LSM_VEC_BYTES / (int)sizeof(T) };
     T a0[LN], e0[LN], a1[LN], e1[LN], f0[LN], f1[LN];
     for (int l = 0; l < LN; l++) {

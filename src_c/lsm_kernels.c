@@ -220,7 +220,7 @@ static inline void lsm_nt_line_f64_(double *p, const double *t) {
 }
 static inline void lsm_nt_fence_(void) { _mm_sfence(); }
 #if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
-/* The float64 sum terms exp(d), d = x - m <= 0 (or nan), 8 at a time: with
+/* exp(d) of float64, d = x - m <= 0 (or nan), 8 at a time: with
  * k = round(16 d / ln 2), e^d = 2^floor(k / 16) * 2^((k mod 16) / 16) *
  * e^r, |r| <= ln 2 / 32. The 16 values 2^(j / 16) sit in two registers and
  * are picked by one permute (vpermt2pd), so that e^r needs a degree-6
@@ -229,9 +229,13 @@ static inline void lsm_nt_fence_(void) { _mm_sfence(); }
  * bound this loop. Error: the table's rounding (0.5 ulp), the
  * polynomial's (0.26 ulp) and the final rounding's; 1.25 ulp measured
  * against expl on 32M points of [-708, 0] (lsm_expsum_f64: 1.36). d < -708
- * gives 0, as in lsm_expsum_f64 (and -inf: 0, nan: nan). */
+ * gives 0 (lsm_vexpsum_f64_). */
 #define LSM_HAVE_VEXP_f64 1
-static inline __m512d lsm_vexpsum_f64_(__m512d d) {
+/* 2^(floor(k / 16) - bias + 1023) * 2^((k mod 16) / 16) * e^r, rounded
+ * once: the value and the scale of lsm_vexpsum_f64_ and lsm_vexpneg_f64_
+ * (which shift the scale's exponent by bias - 1023 to reach subnormal
+ * results) */
+static inline __m512d lsm_vexp_core_f64_(__m512d d, double bias) {
     const __m512d t0 = _mm512_setr_pd(
         0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0,
         0x1.2387a6e756238p+0, 0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0,
@@ -240,10 +244,10 @@ static inline __m512d lsm_vexpsum_f64_(__m512d d) {
         0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0,
         0x1.9c49182a3f090p+0, 0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0,
         0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0);
-    /* the shifter carries 16 * 1023 in its low bits: kf's bits are those
-     * of k + 16 * 1023, whose low 4 bits are k mod 16 and the bits above
-     * floor(k / 16) + 1023, the biased exponent of the scale */
-    const __m512d shifter = _mm512_set1_pd(0x1.8p52 + 16368.0);
+    /* the shifter carries 16 * bias in its low bits: kf's bits are those
+     * of k + 16 * bias, whose low 4 bits are k mod 16 and the bits above
+     * floor(k / 16) + bias, the biased exponent of the scale */
+    const __m512d shifter = _mm512_set1_pd(0x1.8p52 + 16.0 * bias);
     __m512d kf =
         _mm512_fmadd_pd(d, _mm512_set1_pd(0x1.71547652b82fep+4), shifter);
     const __m512i kb = _mm512_castpd_si512(kf);
@@ -262,10 +266,24 @@ static inline __m512d lsm_vexpsum_f64_(__m512d d) {
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0x1.55555554dd388p-3));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0x1.0p-1));
     const __m512d p = _mm512_fmadd_pd(r2, q, r);
-    const __m512d y = _mm512_mul_pd(_mm512_fmadd_pd(tab, p, tab), scale);
+    return _mm512_mul_pd(_mm512_fmadd_pd(tab, p, tab), scale);
+}
+/* exp(d) for the sum terms: d < -708 gives 0, as in lsm_expsum_f64 (and
+ * -inf: 0, nan: nan) */
+static inline __m512d lsm_vexpsum_f64_(__m512d d) {
     const __mmask8 live =
         _mm512_cmp_pd_mask(d, _mm512_set1_pd(-708.0), _CMP_NLT_UQ);
-    return _mm512_maskz_mov_pd(live, y);
+    return _mm512_maskz_mov_pd(live, lsm_vexp_core_f64_(d, 1023.0));
+}
+/* exp(d) for outputs, d <= 0, as lsm_expneg_f64: subnormal results from a
+ * scale 2^1000 too large, then times 2^-1000; d clamped to -746, whose exp
+ * rounds to 0 (vmaxpd returns its second operand when one is nan: nan).
+ * 1.25 ulp measured against expl on [-746, 0] (lsm_expneg_f64: 1.38),
+ * 1 ulp of 2^-1074 on subnormal results (as lsm_expneg_f64). */
+static inline __m512d lsm_vexpneg_f64_(__m512d d) {
+    d = _mm512_max_pd(_mm512_set1_pd(-746.0), d);
+    return _mm512_mul_pd(lsm_vexp_core_f64_(d, 2023.0),
+                         _mm512_set1_pd(0x1p-1000));
 }
 #endif
 /* Transposes of square tiles: K rows of K elements at a (row i at a + i *

@@ -561,7 +561,34 @@ static double FN(chunk_sum_)(const T *restrict g, ptrdiff_t n) {
 /* y = exp(x - m) * rd (softmax of a long row, rd = 1 / sum rounded once) */
 static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
                                T *restrict y, int nt) {
+#if HAVE_VEXP
+    /* as LSM_OUT_LOOP: streaming stores from the first 64-byte boundary */
+    const __m512d vm = _mm512_set1_pd(m), vr = _mm512_set1_pd(rd);
+    ptrdiff_t i = 0;
+    if (nt && (uintptr_t)y % sizeof(T) == 0) {
+        ptrdiff_t h = (ptrdiff_t)((64 - (uintptr_t)y % 64) % 64) / 8;
+        h = h < n ? h : n;
+        const __mmask8 k = (__mmask8)((1u << h) - 1u);
+        const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x), vm);
+        _mm512_mask_storeu_pd(y, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
+        for (i = h; i + 8 <= n; i += 8) {
+            const __m512d di = _mm512_sub_pd(_mm512_loadu_pd(x + i), vm);
+            _mm512_stream_pd(y + i, _mm512_mul_pd(lsm_vexpneg_f64_(di), vr));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            const __m512d di = _mm512_sub_pd(_mm512_loadu_pd(x + i), vm);
+            _mm512_storeu_pd(y + i, _mm512_mul_pd(lsm_vexpneg_f64_(di), vr));
+        }
+    }
+    if (i < n) {
+        const __mmask8 k = (__mmask8)((1u << (n - i)) - 1u);
+        const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x + i), vm);
+        _mm512_mask_storeu_pd(y + i, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
+    }
+#else
     LSM_OUT_LOOP(nt, y, n, EXPNEG(x[i] - m) * rd);
+#endif
 }
 
 static void FN(chunk_jvp_)(const T *restrict x, const T *restrict v,
@@ -2250,6 +2277,33 @@ static void FN(jvp_pair_)(const T *x0, const T *x1, const T *v0, const T *v1,
     FN(chunk_jvp_)(x1, v1, n, m1, l1, q1, y1, dy1, 1);
 }
 
+#if HAVE_VEXP
+/* row_softmax_'s first pass over [j0, j1) with lsm_vexpneg_f64_: y[i] =
+ * t = exp(x[i] - m), the count of entries at m and the sum of the other
+ * terms added to st. With chunk_softmax_'s loop (the output pass of rows
+ * of LSM_LONG_ROW and more), A/B (1 thread, Zen 4, cold, avx512, two
+ * runs): softmax of float64 rows of 256 to 8M 0.88-0.97x the time. */
+static LSM_ALWAYS_INLINE void FN(softmax_terms_vec_)(const T *restrict x,
+                                                     T *restrict y,
+                                                     ptrdiff_t j0, ptrdiff_t j1,
+                                                     T m, STATS *st) {
+    const __m512d vm = _mm512_set1_pd(m);
+    __m512d cc = _mm512_setzero_pd(), rr = cc;
+    for (ptrdiff_t i = j0; i < j1; i += 8) {
+        const __mmask8 k =
+            j1 - i >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (j1 - i)) - 1u);
+        const __m512d xv = _mm512_maskz_loadu_pd(k, x + i);
+        const __m512d t = lsm_vexpneg_f64_(_mm512_sub_pd(xv, vm));
+        _mm512_mask_storeu_pd(y + i, k, t);
+        const __mmask8 at = _mm512_cmp_pd_mask(xv, vm, _CMP_EQ_OQ) & k;
+        cc = _mm512_mask_add_pd(cc, at, cc, _mm512_set1_pd(1.0));
+        rr = _mm512_mask_add_pd(rr, k & (__mmask8)~at, rr, t);
+    }
+    st->c += _mm512_reduce_add_pd(cc);
+    st->rest += _mm512_reduce_add_pd(rr);
+}
+#endif
+
 /* softmax of one row in two passes, one exp per element. Pass 1 walks the
  * row in segments (a few chunks at most, in cache between their two loops):
  * the segment's max raises the running max m, then t = exp(x - m) is
@@ -2293,6 +2347,10 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
                 const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
                 FN(prefetch_part_)(px, pn, j0, j1);
+#if HAVE_VEXP
+                FN(softmax_terms_vec_)(xc, yc, j0, j1, m, &st);
+                continue;
+#endif
                 T cc = 0, rr = 0;
 #pragma omp simd reduction(+ : cc, rr)
                 for (ptrdiff_t i = j0; i < j1; i++) {

@@ -2114,6 +2114,62 @@ int API(lsm_logsumexp_weighted_)(ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return LSM_OK;
 }
 
+#if HAVE_VEXP
+/* One step of softmax_vec_ for one row: y[i + l] = t = exp(x[i + l] - m)
+ * by lsm_vexpneg_f64_ for the lanes l of k, t added to a and, below m, to
+ * e (other lanes: terms 0, not stored). */
+static LSM_ALWAYS_INLINE void FN(softmax_vec_step_)(const T *restrict x,
+                                                    T *restrict y, ptrdiff_t i,
+                                                    __mmask8 k, __m512d vm,
+                                                    __m512d *a, __m512d *e) {
+    const __m512d xv =
+        _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), k, x + i);
+    const __m512d d = _mm512_sub_pd(xv, vm);
+    const __m512d t = lsm_vexpneg_f64_(d);
+    _mm512_mask_storeu_pd(y + i, k, t);
+    *a = _mm512_add_pd(*a, t);
+    *e = _mm512_mask_add_pd(
+        *e, _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_NEQ_UQ), *e, t);
+}
+
+/* The terms and sums of softmax_short_ (x1 NULL) or of softmax_pair_'s
+ * two rows side by side (each row's steps and adds the same as alone), 8
+ * lanes at a time with the last lanes masked, as lanes_stats_ adds them
+ * to s0 and s1. A/B (1 thread, Zen 4, cold, avx512, two runs): softmax of
+ * float64 rows of 80-150 0.82-0.89x the time. */
+static LSM_ALWAYS_INLINE void FN(softmax_vec_)(const T *restrict x0,
+                                               const T *restrict x1,
+                                               T *restrict y0, T *restrict y1,
+                                               ptrdiff_t n, T m0, T m1,
+                                               STATS *s0, STATS *s1) {
+    const __m512d vm0 = _mm512_set1_pd(m0), vm1 = _mm512_set1_pd(m1);
+    __m512d a0 = _mm512_setzero_pd(), e0 = a0, a1 = a0, e1 = a0;
+    const __mmask8 all8 = 0xff;
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        FN(softmax_vec_step_)(x0, y0, i, all8, vm0, &a0, &e0);
+        if (x1) {
+            FN(softmax_vec_step_)(x1, y1, i, all8, vm1, &a1, &e1);
+        }
+    }
+    if (i < n) {
+        const __mmask8 k = (__mmask8)((1u << (n - i)) - 1u);
+        FN(softmax_vec_step_)(x0, y0, i, k, vm0, &a0, &e0);
+        if (x1) {
+            FN(softmax_vec_step_)(x1, y1, i, k, vm1, &a1, &e1);
+        }
+    }
+    const double rest0 = _mm512_reduce_add_pd(e0);
+    s0->c += rint(_mm512_reduce_add_pd(a0) - rest0);
+    s0->rest += rest0;
+    if (x1) {
+        const double rest1 = _mm512_reduce_add_pd(e1);
+        s1->c += rint(_mm512_reduce_add_pd(a1) - rest1);
+        s1->rest += rest1;
+    }
+}
+#endif
+
 /* softmax of a regular contiguous row of n elements, n * sizeof(T) <
  * LSM_MID_BYTES (y may be x): y = exp(x - m), its sums lane by lane in a
  * fixed tree (as sumexp_short_: an "omp simd reduction" ends in an
@@ -2126,13 +2182,17 @@ static int FN(softmax_short_)(const T *x, ptrdiff_t n, T *y, int nt) {
     if (!(m > -T_INF && m < T_INF)) {
         return 1;
     }
+    /* streaming: the terms go to sb (in L1), then y gets sb * f */
+    T sb[LSM_MID_BYTES / sizeof(T)];
+    T *const yt = nt ? sb : y;
+    STATS st = {m, 0, 0, 0};
+#if HAVE_VEXP
+    FN(softmax_vec_)(x, NULL, yt, NULL, n, m, 0, &st, NULL);
+#else
     T a[LN], e[LN];
     for (int l = 0; l < LN; l++) {
         a[l] = e[l] = 0;
     }
-    /* streaming: the terms go to sb (in L1), then y gets sb * f */
-    T sb[LSM_MID_BYTES / sizeof(T)];
-    T *const yt = nt ? sb : y;
 #define LSM_SOFTMAX_TERM(I, L)                                                 \
     do {                                                                       \
         const T d = x[I] - m, t = EXPNEG(d);                                   \
@@ -2142,9 +2202,9 @@ static int FN(softmax_short_)(const T *x, ptrdiff_t n, T *y, int nt) {
     } while (0)
     LSM_LANES(0, n, LSM_SOFTMAX_TERM);
 #undef LSM_SOFTMAX_TERM
-    /* then t times 1 / d rounded once, as row_softmax_ */
-    STATS st = {m, 0, 0, 0};
     FN(lanes_stats_)(a, e, &st);
+#endif
+    /* then t times 1 / d rounded once, as row_softmax_ */
     const double d = st.c + st.rest;
     const T f = (T)(1.0 / d);
     LSM_OUT_LOOP(nt, y, n, yt[i] * f);
@@ -2165,12 +2225,16 @@ static int FN(softmax_pair_)(const T *x0, const T *x1, ptrdiff_t n, T *y0,
     if (!(m0 > -T_INF && m0 < T_INF && m1 > -T_INF && m1 < T_INF)) {
         return 1;
     }
+    T sb0[LSM_MID_BYTES / sizeof(T)], sb1[LSM_MID_BYTES / sizeof(T)];
+    T *const yt0 = nt ? sb0 : y0, *const yt1 = nt ? sb1 : y1;
+    STATS st0 = {m0, 0, 0, 0}, st1 = {m1, 0, 0, 0};
+#if HAVE_VEXP
+    FN(softmax_vec_)(x0, x1, yt0, yt1, n, m0, m1, &st0, &st1);
+#else
     T a0[LN], e0[LN], a1[LN], e1[LN];
     for (int l = 0; l < LN; l++) {
         a0[l] = e0[l] = a1[l] = e1[l] = 0;
     }
-    T sb0[LSM_MID_BYTES / sizeof(T)], sb1[LSM_MID_BYTES / sizeof(T)];
-    T *const yt0 = nt ? sb0 : y0, *const yt1 = nt ? sb1 : y1;
 #define LSM_SOFTMAX_PAIR_TERM(r, I, L)                                         \
     do {                                                                       \
         const T d = x##r[I] - m##r, t = EXPNEG(d);                             \
@@ -2186,9 +2250,9 @@ static int FN(softmax_pair_)(const T *x0, const T *x1, ptrdiff_t n, T *y0,
     LSM_LANES(0, n, LSM_SOFTMAX_PAIR_TERMS);
 #undef LSM_SOFTMAX_PAIR_TERMS
 #undef LSM_SOFTMAX_PAIR_TERM
-    STATS st0 = {m0, 0, 0, 0}, st1 = {m1, 0, 0, 0};
     FN(lanes_stats_)(a0, e0, &st0);
     FN(lanes_stats_)(a1, e1, &st1);
+#endif
     const T f0 = (T)(1.0 / (st0.c + st0.rest));
     const T f1 = (T)(1.0 / (st1.c + st1.rest));
     LSM_OUT_LOOP(nt, y0, n, yt0[i] * f0);

@@ -1433,41 +1433,42 @@ static LSM_ALWAYS_INLINE void FN(transpose_n_)(ptrdiff_t R, ptrdiff_t n,
  * the sum. sm (softmax): t = exp(x - m) by EXPNEG, kept in yj. first (column
  * 0): the sums start from 0 here, so that the block needs no zeroing pass
  * (GCC made that a memset, 8% of the time of logsumexp of (1M, 8)).
- * float64 at AVX-512, but for softmax: the same terms and adds with
- * lsm_vexpsum_f64_, 8 rows at a time (A/B, 1 thread, Zen 4, cold, rows of
- * 2-32: logsumexp 0.93-1.0x the time, log_softmax 0.96-0.98x, the JVP
- * 0.94-1.04x). */
+ * float64 at AVX-512: the same terms and adds with lsm_vexpsum_f64_
+ * (lsm_vexpneg_f64_ for softmax), 8 rows at a time (A/B, 1 thread, Zen 4,
+ * cold, rows of 2-32: logsumexp 0.93-1.0x the time, log_softmax
+ * 0.96-0.98x, the JVP 0.94-1.04x, softmax 0.92-0.97x, rows of 2
+ * 0.98-1.05x). */
 static LSM_ALWAYS_INLINE void
 FN(short_sums_)(ptrdiff_t R, const T *restrict xj, const T *restrict vj,
                 T *restrict yj, const T *restrict m, T *restrict c,
                 T *restrict rest, T *restrict tv, int hv, int sm, int first) {
 #if HAVE_VEXP
-    if (!sm) {
-        for (ptrdiff_t r = 0; r < R; r += 8) {
-            const __mmask8 km =
-                R - r >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (R - r)) - 1u);
-            const __m512d x = _mm512_maskz_loadu_pd(km, xj + r);
-            const __m512d mv = _mm512_maskz_loadu_pd(km, m + r);
-            const __m512d t = lsm_vexpsum_f64_(_mm512_sub_pd(x, mv));
-            const __mmask8 at = _mm512_cmp_pd_mask(x, mv, _CMP_EQ_OQ);
-            const __m512d z = _mm512_setzero_pd();
-            const __m512d c0 = first ? z : _mm512_maskz_loadu_pd(km, c + r);
-            const __m512d r0 = first ? z : _mm512_maskz_loadu_pd(km, rest + r);
-            _mm512_mask_storeu_pd(
-                c + r, km, _mm512_mask_add_pd(c0, at, c0, _mm512_set1_pd(1.0)));
-            _mm512_mask_storeu_pd(rest + r, km,
-                                  _mm512_mask_add_pd(r0, (__mmask8)~at, r0, t));
-            if (hv) {
-                const __m512d t0 =
-                    first ? z : _mm512_maskz_loadu_pd(km, tv + r);
-                _mm512_mask_storeu_pd(
-                    tv + r, km,
-                    _mm512_fmadd_pd(t, _mm512_maskz_loadu_pd(km, vj + r), t0));
-            }
+    for (ptrdiff_t r = 0; r < R; r += 8) {
+        const __mmask8 km =
+            R - r >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (R - r)) - 1u);
+        const __m512d x = _mm512_maskz_loadu_pd(km, xj + r);
+        const __m512d mv = _mm512_maskz_loadu_pd(km, m + r);
+        const __m512d d = _mm512_sub_pd(x, mv);
+        const __m512d t = sm ? lsm_vexpneg_f64_(d) : lsm_vexpsum_f64_(d);
+        if (sm) {
+            _mm512_mask_storeu_pd(yj + r, km, t);
         }
-        return;
+        const __mmask8 at = _mm512_cmp_pd_mask(x, mv, _CMP_EQ_OQ);
+        const __m512d z = _mm512_setzero_pd();
+        const __m512d c0 = first ? z : _mm512_maskz_loadu_pd(km, c + r);
+        const __m512d r0 = first ? z : _mm512_maskz_loadu_pd(km, rest + r);
+        _mm512_mask_storeu_pd(
+            c + r, km, _mm512_mask_add_pd(c0, at, c0, _mm512_set1_pd(1.0)));
+        _mm512_mask_storeu_pd(rest + r, km,
+                              _mm512_mask_add_pd(r0, (__mmask8)~at, r0, t));
+        if (hv) {
+            const __m512d t0 = first ? z : _mm512_maskz_loadu_pd(km, tv + r);
+            _mm512_mask_storeu_pd(
+                tv + r, km,
+                _mm512_fmadd_pd(t, _mm512_maskz_loadu_pd(km, vj + r), t0));
+        }
     }
-#endif
+#else
 #pragma omp simd
     for (ptrdiff_t r = 0; r < R; r++) {
         const T d = xj[r] - m[r];
@@ -1482,6 +1483,7 @@ FN(short_sums_)(ptrdiff_t R, const T *restrict xj, const T *restrict vj,
             tv[r] = (first ? (T)0 : tv[r]) + t * vj[r];
         }
     }
+#endif
 }
 
 /* The sums of all n columns of a transposed short block (op as

@@ -492,12 +492,17 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
  * 0.91-0.97x the time (rows of one chunk: unchanged), log_softmax of
  * (4M,) 0.84-0.85x. With a pending row's output in the same loop
  * (pipelined log_softmax) it was mixed (0.9-1.07x): not there. */
-static T FN(chunk_sumexp_max_)(const T *restrict x, ptrdiff_t n, T m, STATS *st,
+static T FN(chunk_sumexp_max_)(const T *restrict x, const T *restrict v,
+                               ptrdiff_t n, T m, STATS *st,
                                const T *restrict xn, ptrdiff_t nn) {
     __m512d mx = _mm512_set1_pd(-INFINITY);
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(sumexp_vec_)(x, NULL, j0, j1, m, st, NULL, 0, 0, xn, nn, &mx);
+        if (v) {
+            FN(sumexp_vec_)(x, v, j0, j1, m, st, NULL, 0, 1, xn, nn, &mx);
+        } else {
+            FN(sumexp_vec_)(x, NULL, j0, j1, m, st, NULL, 0, 0, xn, nn, &mx);
+        }
     }
     const ptrdiff_t done = (n < nn ? n : nn) / 8 * 8;
     return FN(chunk_max_)(xn + done, nn - done, _mm512_reduce_max_pd(mx));
@@ -788,7 +793,7 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
 #if HAVE_VEXP
     /* logsumexp of a contiguous row: each chunk's sums also take the max
      * of the next chunk (chunk_sumexp_max_) */
-    const int fuse = !w && !v && !p && sx == 1;
+    const int fuse = !w && !p && sx == 1 && (!v || sv == 1);
 #endif
     int have_next = cy && cy->have;
     T next_m = have_next ? cy->m : -T_INF;
@@ -841,11 +846,13 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             const ptrdiff_t nn = n - i0 - len < chunk ? n - i0 - len : chunk;
             if (nn == 0 && cy && cy->next) { /* the next row's first chunk */
                 const ptrdiff_t cn = n < chunk ? n : chunk;
-                cy->m = FN(chunk_sumexp_max_)(xc, len, st->m, st, cy->next, cn);
+                cy->m =
+                    FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, cy->next, cn);
                 cy->have = 1;
                 continue;
             }
-            next_m = FN(chunk_sumexp_max_)(xc, len, st->m, st, xc + len, nn);
+            next_m =
+                FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, xc + len, nn);
             have_next = nn > 0;
             continue;
         }

@@ -292,7 +292,9 @@ FN(sumexp_vec_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
  * compiler's loops): logsumexp of rows of 1024 to 4M 0.80-0.84x the
  * time, log_softmax 0.90-0.97x, the JVP 0.92-1.0x; mid-length rows (80
  * and 128 elements, in pairs: pair_vec_) 0.81, 0.89-0.91 and 0.96-0.97x.
- * sumexp_short_ and pair_sums_ take it too, for blocks of any length. */
+ * sumexp_short_ and pair_sums_ take it too, for blocks of any length.
+ * xn (NULL: none): the max of its elements [i, i + 8) for the full steps
+ * i with i + 8 <= nn is also taken into mx (chunk_sumexp_max_). */
 static LSM_ALWAYS_INLINE void
 FN(sumexp_vec_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
                 ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
@@ -484,14 +486,15 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
 }
 
 #if HAVE_VEXP
-/* chunk_sumexp_ of x (no pending row, the same sums) with, fused into its
- * loop, the max of xn[0, nn) (the row's next chunk, nn <= n), returned, so
- * that the next chunk is read from memory while this one's exps are
- * computed, instead of by a pass of its own. A/B (1 thread, Zen 4, cold,
- * avx512, huge pages, two runs): logsumexp of float64 rows of 1024 to 4M
- * 0.91-0.97x the time (rows of one chunk: unchanged), log_softmax of
- * (4M,) 0.84-0.85x. With a pending row's output in the same loop
- * (pipelined log_softmax) it was mixed (0.9-1.07x): not there. */
+/* chunk_sumexp_ of x (chunk_sumexp_v_ with v; no pending row; the same
+ * sums) with, fused into its loop, the max of xn[0, nn) (the next chunk of
+ * the row or the next row's first, nn <= n), returned, so that the next
+ * chunk is read from memory while this one's exps are computed, instead of
+ * by a pass of its own. A/B (1 thread, Zen 4, cold, avx512, huge pages, two
+ * runs): logsumexp of float64 rows of 1024 to 4M 0.91-0.97x the time (rows
+ * of one chunk: unchanged), log_softmax of (4M,) 0.84-0.85x. With a pending
+ * row's output in the same loop (pipelined log_softmax) it was mixed
+ * (0.9-1.07x): not there. */
 static T FN(chunk_sumexp_max_)(const T *restrict x, const T *restrict v,
                                ptrdiff_t n, T m, STATS *st,
                                const T *restrict xn, ptrdiff_t nn) {
@@ -791,8 +794,10 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
     st->m = -T_INF;
     st->c = st->rest = st->tv = 0;
 #if HAVE_VEXP
-    /* logsumexp of a contiguous row: each chunk's sums also take the max
-     * of the next chunk (chunk_sumexp_max_) */
+    /* a contiguous row without a pending output (logsumexp, unpipelined
+     * log_softmax and JVP rows): each chunk's sums also take the max of the
+     * next chunk (chunk_sumexp_max_); the last chunk that of cy's next row
+     * (logsumexp) */
     const int fuse = !w && !p && sx == 1 && (!v || sv == 1);
 #endif
     int have_next = cy && cy->have;
@@ -2090,7 +2095,7 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
             special[i] = FN(row_stats_any_)(
                 x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, 1, 0), NULL, 0,
-                NULL, LSE_CHUNK, &cy);
+                NULL, LSE_CHUNK, pair ? NULL : &cy);
             c[i] = special[i] ? 1.0 : st.c; /* a harmless log for the loop */
             rest[i] = special[i] ? 0.0 : st.rest;
             m[i] = (double)st.m;

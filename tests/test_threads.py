@@ -96,6 +96,49 @@ def test_one_and_two_threads_agree_bit_for_bit(shape, axis, dtype, restore_threa
     assert_allclose(two[0], ref_lse, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [100, 200, 511, 512, 513, 1024, 1500, 5000])
+def test_rows_are_computed_as_alone(n, dtype, restore_threads):
+    """Each row's results are those of the row alone, bit for bit: rows in
+    pairs, and rows whose first chunk's max the previous row reads along with
+    its own last chunk, still give each row its own answer, next to special
+    rows (nan, +inf, -inf only, one finite entry among -inf)."""
+    rng = np.random.default_rng(11)
+    x = (6 * rng.standard_normal((24, n))).astype(dtype)
+    v = rng.standard_normal((24, n)).astype(dtype)
+    x[3, n // 2] = np.nan
+    x[6, 0] = np.inf
+    x[9] = -np.inf
+    x[12] = -np.inf
+    x[12, -1] = 2.0
+    x[15, -1] = 60.0  # a max in the last chunk, far above the rest
+    x[18, : n // 2] = -np.inf
+    for threads in (1, 2):
+        lx.set_num_threads(threads)
+        with np.errstate(all="ignore"):
+            together = [
+                lx.logsumexp(x, axis=-1),
+                lx.softmax(x, axis=-1),
+                lx.log_softmax(x, axis=-1),
+                *lx.log_softmax_jvp(x, v, axis=-1),
+            ]
+            alone = [
+                np.array([lx.logsumexp(r) for r in x]),
+                np.array([lx.softmax(r) for r in x]),
+                np.array([lx.log_softmax(r) for r in x]),
+                *map(
+                    np.array,
+                    zip(*(lx.log_softmax_jvp(r, w) for r, w in zip(x, v))),
+                ),
+            ]
+        for a, b in zip(together, alone):
+            assert_array_equal(a, b)
+    with np.errstate(all="ignore"):  # SciPy's inf - inf in the +inf row
+        ref = sc.logsumexp(x.astype(np.float64), axis=-1)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert_allclose(together[0], ref, rtol=tol, atol=tol)
+
+
 @needs_openmp
 def test_out_in_place_with_two_threads(restore_threads):
     rng = np.random.default_rng(6)

@@ -268,6 +268,10 @@ static inline __m512d lsm_vexp_core_f64_(__m512d d, double bias) {
     const __m512d p = _mm512_fmadd_pd(r2, q, r);
     return _mm512_mul_pd(_mm512_fmadd_pd(tab, p, tab), scale);
 }
+/* The mask of the first min(left, 8) lanes (left >= 0). */
+static inline __mmask8 lsm_lanes8_(ptrdiff_t left) {
+    return left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1u);
+}
 /* exp(d) for the sum terms: d < -708 gives 0, as in lsm_expsum_f64 (and
  * -inf: 0, nan: nan) */
 static inline __m512d lsm_vexpsum_f64_(__m512d d) {

@@ -254,6 +254,14 @@ static LSM_ALWAYS_INLINE void FN(lanes_stats_)(T *restrict a, T *restrict e,
 }
 
 #if HAVE_VEXP
+/* lanes_stats_ of the 8 lanes of a (all terms) and e (the terms below the
+ * max), each summed by _mm512_reduce_add_pd. */
+static LSM_ALWAYS_INLINE void FN(vec_stats_)(__m512d a, __m512d e, STATS *st) {
+    const double rest = _mm512_reduce_add_pd(e);
+    st->c += rint(_mm512_reduce_add_pd(a) - rest);
+    st->rest += rest;
+}
+
 /* One step of sumexp_vec_: the elements [i, i + 8) of lanes k (the others
  * read as x = -inf, v = 0: terms 0, not stored). */
 static LSM_ALWAYS_INLINE void
@@ -292,7 +300,8 @@ FN(sumexp_vec_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
  * compiler's loops): logsumexp of rows of 1024 to 4M 0.80-0.84x the
  * time, log_softmax 0.90-0.97x, the JVP 0.92-1.0x; mid-length rows (80
  * and 128 elements, in pairs: pair_vec_) 0.81, 0.89-0.91 and 0.96-0.97x.
- * sumexp_short_ and pair_sums_ take it too, for blocks of any length.
+ * sumexp_short_ (so sumexp_block_ and sumexp_v_block_) and pair_sums_
+ * call it for blocks of any length.
  * xn (NULL: none): the max of its elements [i, i + 8) for the full steps
  * i with i + 8 <= nn is also taken into mx (chunk_sumexp_max_). */
 static LSM_ALWAYS_INLINE void
@@ -311,12 +320,10 @@ FN(sumexp_vec_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
         }
     }
     if (i < j1) {
-        const __mmask8 k = (__mmask8)((1u << (j1 - i)) - 1u);
+        const __mmask8 k = lsm_lanes8_(j1 - i);
         FN(sumexp_vec_step_)(x, v, i, k, vm, &a, &e, &f, p, has_prev, hv);
     }
-    const double rest = _mm512_reduce_add_pd(e);
-    st->c += rint(_mm512_reduce_add_pd(a) - rest);
-    st->rest += rest;
+    FN(vec_stats_)(a, e, st);
     if (hv) {
         st->tv += _mm512_reduce_add_pd(f);
     }
@@ -339,16 +346,12 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
         FN(sumexp_vec_step_)(x1, v1, i, all8, vm1, &a1, &e1, &f1, NULL, 0, hv);
     }
     if (i < j1) {
-        const __mmask8 k = (__mmask8)((1u << (j1 - i)) - 1u);
+        const __mmask8 k = lsm_lanes8_(j1 - i);
         FN(sumexp_vec_step_)(x0, v0, i, k, vm0, &a0, &e0, &f0, NULL, 0, hv);
         FN(sumexp_vec_step_)(x1, v1, i, k, vm1, &a1, &e1, &f1, NULL, 0, hv);
     }
-    const double rest0 = _mm512_reduce_add_pd(e0);
-    const double rest1 = _mm512_reduce_add_pd(e1);
-    s0->c += rint(_mm512_reduce_add_pd(a0) - rest0);
-    s0->rest += rest0;
-    s1->c += rint(_mm512_reduce_add_pd(a1) - rest1);
-    s1->rest += rest1;
+    FN(vec_stats_)(a0, e0, s0);
+    FN(vec_stats_)(a1, e1, s1);
     if (hv) {
         s0->tv += _mm512_reduce_add_pd(f0);
         s1->tv += _mm512_reduce_add_pd(f1);
@@ -362,7 +365,8 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
  * than an "omp simd reduction" ending in an in-order chain of LN scalar adds
  * whose latency such short blocks do not hide. v (the JVP) when hv; the
  * pending row p's output (with dy when hv) when has_prev. The same c and
- * rest with and without v, so that log_softmax and the JVP's y agree. */
+ * rest with and without v, so that log_softmax and the JVP's y agree.
+ * Where HAVE_VEXP: blocks of any length, by sumexp_vec_. */
 static LSM_ALWAYS_INLINE void
 FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
                   ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
@@ -418,15 +422,10 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
     const T *xp = has_prev ? p->x : NULL;
     T *yp = has_prev ? p->y : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
-    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
+    if (HAVE_VEXP || (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
         return;
     }
-#if HAVE_VEXP
-    (void)below, (void)xp, (void)yp, (void)mp, (void)lp;
-    FN(sumexp_vec_)(x, NULL, j0, j1, m, st, p, has_prev, 0, NULL, 0, NULL);
-    return;
-#endif
     if (below) { /* no entry of the chunk is at the max: all are rest */
         T rest = 0;
 #pragma omp simd reduction(+ : rest)
@@ -541,15 +540,10 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     T *yp = has_prev ? p->y : NULL, *dyp = has_prev ? p->dy : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
     const T qp = has_prev ? p->q : 0;
-    if ((j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
+    if (HAVE_VEXP || (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, v, j0, j1, m, st, p, has_prev, 1);
         return;
     }
-#if HAVE_VEXP
-    (void)xp, (void)vp, (void)yp, (void)dyp, (void)mp, (void)lp, (void)qp;
-    FN(sumexp_vec_)(x, v, j0, j1, m, st, p, has_prev, 1, NULL, 0, NULL);
-    return;
-#endif
     T c = 0, rest = 0, tv = 0;
 #pragma omp simd reduction(+ : c, rest, tv)
     for (ptrdiff_t i = j0; i < j1; i++) {
@@ -610,7 +604,7 @@ static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
     if (nt && (uintptr_t)y % sizeof(T) == 0) {
         ptrdiff_t h = (ptrdiff_t)((64 - (uintptr_t)y % 64) % 64) / 8;
         h = h < n ? h : n;
-        const __mmask8 k = (__mmask8)((1u << h) - 1u);
+        const __mmask8 k = lsm_lanes8_(h);
         const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x), vm);
         _mm512_mask_storeu_pd(y, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
         for (i = h; i + 8 <= n; i += 8) {
@@ -624,7 +618,7 @@ static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
         }
     }
     if (i < n) {
-        const __mmask8 k = (__mmask8)((1u << (n - i)) - 1u);
+        const __mmask8 k = lsm_lanes8_(n - i);
         const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x + i), vm);
         _mm512_mask_storeu_pd(y + i, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
     }
@@ -830,22 +824,6 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             }
             continue;
         }
-        /* with pf, a float32 pass that only reads x prefetches 3 chunks
-         * ahead: A/B on the machine of a5a7caa (1 thread, avx512)
-         * logsumexp of (4M,) 0.87-0.96x the time, (8, 2M) 0.94-0.98x,
-         * (512, 32000) 0.94-0.99x, log_softmax of (4M,) 0.92-0.98x; with a
-         * pending row's output or v to stream too 1.02-1.03x, float64
-         * (slower exp) 1.02-1.03x: one chunk there. On a Zen 4 those long
-         * rows did better still with no prefetch (pf, above) */
-        const ptrdiff_t ahead = p || v || sizeof(T) == 8 ? 1 : 3;
-        ptrdiff_t pn;
-        const int last = i0 + len >= n;
-        const T *px =
-            pf || last ? FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn, ahead)
-                       : NULL;
-        const T *pv = v && (pf || last)
-                          ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn, 1)
-                          : NULL;
 #if HAVE_VEXP
         if (fuse) { /* no prefetch of the next row: 1.08-1.09x with it */
             const ptrdiff_t nn = n - i0 - len < chunk ? n - i0 - len : chunk;
@@ -862,6 +840,22 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             continue;
         }
 #endif
+        /* with pf, a float32 pass that only reads x prefetches 3 chunks
+         * ahead: A/B on the machine of a5a7caa (1 thread, avx512)
+         * logsumexp of (4M,) 0.87-0.96x the time, (8, 2M) 0.94-0.98x,
+         * (512, 32000) 0.94-0.99x, log_softmax of (4M,) 0.92-0.98x; with a
+         * pending row's output or v to stream too 1.02-1.03x, float64
+         * (slower exp) 1.02-1.03x: one chunk there. On a Zen 4 those long
+         * rows did better still with no prefetch (pf, above) */
+        const ptrdiff_t ahead = p || v || sizeof(T) == 8 ? 1 : 3;
+        ptrdiff_t pn;
+        const int last = i0 + len >= n;
+        const T *px =
+            pf || last ? FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn, ahead)
+                       : NULL;
+        const T *pv = v && (pf || last)
+                          ? FN(prefetch_after_)(v, sv, n, i0 + len, nv, &pn, 1)
+                          : NULL;
         if (wc) {
             FN(chunk_sumexp_w_)(xc, wc, len, st->m, st);
         } else if (vc) {
@@ -1519,8 +1513,7 @@ FN(short_sums_)(ptrdiff_t R, const T *restrict xj, const T *restrict vj,
                 T *restrict rest, T *restrict tv, int hv, int sm, int first) {
 #if HAVE_VEXP
     for (ptrdiff_t r = 0; r < R; r += 8) {
-        const __mmask8 km =
-            R - r >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (R - r)) - 1u);
+        const __mmask8 km = lsm_lanes8_(R - r);
         const __m512d x = _mm512_maskz_loadu_pd(km, xj + r);
         const __m512d mv = _mm512_maskz_loadu_pd(km, m + r);
         const __m512d d = _mm512_sub_pd(x, mv);
@@ -2236,19 +2229,15 @@ static LSM_ALWAYS_INLINE void FN(softmax_vec_)(const T *restrict x0,
         }
     }
     if (i < n) {
-        const __mmask8 k = (__mmask8)((1u << (n - i)) - 1u);
+        const __mmask8 k = lsm_lanes8_(n - i);
         FN(softmax_vec_step_)(x0, y0, i, k, vm0, &a0, &e0);
         if (x1) {
             FN(softmax_vec_step_)(x1, y1, i, k, vm1, &a1, &e1);
         }
     }
-    const double rest0 = _mm512_reduce_add_pd(e0);
-    s0->c += rint(_mm512_reduce_add_pd(a0) - rest0);
-    s0->rest += rest0;
+    FN(vec_stats_)(a0, e0, s0);
     if (x1) {
-        const double rest1 = _mm512_reduce_add_pd(e1);
-        s1->c += rint(_mm512_reduce_add_pd(a1) - rest1);
-        s1->rest += rest1;
+        FN(vec_stats_)(a1, e1, s1);
     }
 }
 #endif
@@ -2437,8 +2426,7 @@ static LSM_ALWAYS_INLINE void FN(softmax_terms_vec_)(const T *restrict x,
     const __m512d vm = _mm512_set1_pd(m);
     __m512d cc = _mm512_setzero_pd(), rr = cc;
     for (ptrdiff_t i = j0; i < j1; i += 8) {
-        const __mmask8 k =
-            j1 - i >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (j1 - i)) - 1u);
+        const __mmask8 k = lsm_lanes8_(j1 - i);
         const __m512d xv = _mm512_maskz_loadu_pd(k, x + i);
         const __m512d t = lsm_vexpneg_f64_(_mm512_sub_pd(xv, vm));
         _mm512_mask_storeu_pd(y + i, k, t);

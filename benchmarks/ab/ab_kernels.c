@@ -33,12 +33,12 @@
 /* n bytes, 2 MiB-aligned, advised as transparent huge pages unless
  * AB_HUGE=0 (NumPy does the same for arrays of 4 MiB and more). */
 static void *alloc_big(size_t n) {
-    const size_t A = (size_t)2 << 20;
-    void *p = aligned_alloc(A, (n + A - 1) / A * A);
+    const size_t A = (size_t)2 << 20, size = (n + A - 1) / A * A;
+    void *p = aligned_alloc(A, size);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     const char *h = getenv("AB_HUGE");
     if (p && !(h && strcmp(h, "0") == 0)) {
-        madvise(p, (n + A - 1) / A * A, MADV_HUGEPAGE);
+        madvise(p, size, MADV_HUGEPAGE);
     }
 #endif
     return p;

@@ -178,11 +178,14 @@
 #define LSM_AHEAD 4
 
 /* A hint that the cache line at p will be read (w = 0) or written (w = 1)
- * soon; never faults, does nothing where the compiler has no builtin. */
+ * soon; never faults, does nothing where the compiler has no builtin.
+ * LSM_PREFETCH_L2: read, into L2 but not L1. */
 #if defined(__GNUC__) || defined(__clang__)
 #define LSM_PREFETCH(p, w) __builtin_prefetch((p), (w), 3)
+#define LSM_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
 #else
 #define LSM_PREFETCH(p, w) ((void)(p))
+#define LSM_PREFETCH_L2(p) ((void)(p))
 #endif
 
 /* Streaming (non-temporal) stores of one 64-byte line t to the 64-byte

@@ -121,13 +121,17 @@ static void FN(prefetch_chunk_)(const T *p, ptrdiff_t w) {
 /* Hints for the elements [j0, j1) of the next chunk at pf (pfn elements, pf
  * may be NULL): the chunk passes issue them a part at a time, so that the
  * next chunk (or row) streams in from memory while this one computes from
- * L1. */
+ * L1. l2: into L2 only (see short_l2_). */
 static void FN(prefetch_part_)(const T *pf, ptrdiff_t pfn, ptrdiff_t j0,
-                               ptrdiff_t j1) {
+                               ptrdiff_t j1, int l2) {
     const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
     j1 = j1 < pfn ? j1 : pfn;
     for (ptrdiff_t i = j0; pf && i < j1; i += step) {
-        LSM_PREFETCH(pf + i, 0);
+        if (l2) {
+            LSM_PREFETCH_L2(pf + i);
+        } else {
+            LSM_PREFETCH(pf + i, 0);
+        }
     }
 }
 
@@ -484,7 +488,7 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
                               const FN(pending_) * p) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(prefetch_part_)(pf, pfn, j0, j1);
+        FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         /* a streamed pending row is not fused: the sums, then its stores */
         const int fused = p && !p->nt;
         if (below && fused) {
@@ -589,8 +593,8 @@ static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
                                 const FN(pending_) * p) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(prefetch_part_)(pf, pfn, j0, j1);
-        FN(prefetch_part_)(pfv, pfn, j0, j1);
+        FN(prefetch_part_)(pf, pfn, j0, j1, 0);
+        FN(prefetch_part_)(pfv, pfn, j0, j1, 0);
         if (p) {
             FN(sumexp_v_block_)(x, v, j0, j1, m, st, p, 1);
         } else {
@@ -1573,6 +1577,22 @@ FN(short_sums_)(ptrdiff_t R, const T *restrict xj, const T *restrict vj,
 #endif
 }
 
+/* Whether a short block's hints for the next block (short_ahead_) go to
+ * L2 only (prefetcht1) rather than L1, for op (as short_block_): the JVP,
+ * whose block keeps x, v, y and dy (transposed, and streamed from buffers)
+ * beside the next block's two inputs, more than L1 holds, and float32
+ * logsumexp and log_softmax. A/B (1 thread, Zen 4, cold, 8M elements, rows
+ * of 4, 8, 16, 32, 40 and 64; three runs at avx512, two at avx2): the JVP
+ * float32 0.8-0.91x the time at avx512, 0.84-0.96x at avx2, float64
+ * 0.8-0.97x and 0.81-1.03x (rows of 40: 0.98-1.02x); float32 log_softmax
+ * 0.91-0.96x and 0.96-1.02x (rows of 40: 1.01-1.02x), logsumexp 0.92-1.02x
+ * and 0.96-1.02x. float64 logsumexp and log_softmax and all softmax gained
+ * nothing (0.95-1.05x) and keep L1. The flat block (short_block_flat_:
+ * float32 log_softmax and JVP) takes L2 too. */
+static int FN(short_l2_)(int op) {
+    return op == 2 || (sizeof(T) == 4 && op != 0);
+}
+
 /* The sums of all n columns of a transposed short block (op as
  * short_block_: 0 softmax, 2 the JVP, else log_softmax or logsumexp). pf and
  * pv (NULL: none): the pfn elements of the next block's x and v, prefetched
@@ -1583,9 +1603,10 @@ static void FN(short_sums_all_)(int op, ptrdiff_t R, ptrdiff_t n,
                                 T *restrict c, T *restrict rest, T *restrict tv,
                                 const T *pf, const T *pv, ptrdiff_t pfn) {
     const ptrdiff_t ps = (pfn + n - 1) / n;
+    const int l2 = FN(short_l2_)(op);
     for (ptrdiff_t j = 0; j < n; j++) {
-        FN(prefetch_part_)(pf, pfn, j * ps, (j + 1) * ps);
-        FN(prefetch_part_)(pv, pfn, j * ps, (j + 1) * ps);
+        FN(prefetch_part_)(pf, pfn, j * ps, (j + 1) * ps, l2);
+        FN(prefetch_part_)(pv, pfn, j * ps, (j + 1) * ps, l2);
         const T *xj = xt + j * R;
         const T *vj = op == 2 ? vt + j * R : NULL;
         T *yj = op == 0 ? yt + j * R : NULL;
@@ -1789,8 +1810,8 @@ static void FN(short_block_flat_)(ptrdiff_t R, ptrdiff_t n, const T *restrict x,
     }
     for (ptrdiff_t i0 = 0; i0 < N; i0 += LSM_SUB) {
         const ptrdiff_t i1 = N - i0 < LSM_SUB ? N : i0 + LSM_SUB;
-        FN(prefetch_part_)(pf, pfn, i0, i1);
-        FN(prefetch_part_)(pv, pfn, i0, i1);
+        FN(prefetch_part_)(pf, pfn, i0, i1, 1);
+        FN(prefetch_part_)(pv, pfn, i0, i1, 1);
 #pragma omp simd
         for (ptrdiff_t i = i0; i < i1; i++) {
             T t = EXPSUM(x[i] - mb[i]);
@@ -2500,7 +2521,7 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
              * others, so that terms below ulp(1) still reach the sum */
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
                 const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
-                FN(prefetch_part_)(px, pn, j0, j1);
+                FN(prefetch_part_)(px, pn, j0, j1, 0);
 #if HAVE_VEXP
                 FN(softmax_terms_vec_)(xc, yc, j0, j1, m, &st);
                 continue;

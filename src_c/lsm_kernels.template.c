@@ -104,24 +104,28 @@ static void FN(prefetch_)(const T *p, ptrdiff_t w, int write) {
  * KB, twice a typical L1) into L2 only (prefetcht1), where hints into L1
  * evicted the chunk being computed; a float64 chunk (32 KB) into L1. A/B
  * (1 thread, Zen 4, cold, axis 0 of (2048, 4096), (8192, 1024), (256,
- * 32768), (2000, 4000)), float32: logsumexp 0.85-0.9x the time at avx512,
- * 0.91-0.98x at avx2, 1.02x at baseline (bound by its exp); log_softmax
- * 0.87-0.95x and 0.95-0.98x, the JVP 0.85-0.91x and 0.81-0.93x (baseline
+ * 32768), (2000, 4000)), float32: logsumexp 0.82-0.91x the time at avx512,
+ * 0.92-0.98x at avx2, 1.02x at baseline (bound by its exp); log_softmax
+ * 0.87-0.95x and 0.95-1.01x, the JVP 0.85-0.95x and 0.81-0.94x (baseline
  * 0.89-0.98x). float64 into L2 took 0.94-1.18x, and stays in L1. */
 static void FN(prefetch_chunk_)(const T *p, ptrdiff_t w) {
     const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
-    for (ptrdiff_t k = 0; sizeof(T) == 4 && k < w; k += step) {
-        LSM_PREFETCH_L2(p + k);
-    }
-    for (ptrdiff_t k = 0; sizeof(T) != 4 && k < w; k += step) {
-        LSM_PREFETCH(p + k, 0);
+    for (ptrdiff_t k = 0; k < w; k += step) {
+        if (sizeof(T) == 4) {
+            LSM_PREFETCH_L2(p + k);
+        } else {
+            LSM_PREFETCH(p + k, 0);
+        }
     }
 }
 
 /* Hints for the elements [j0, j1) of the next chunk at pf (pfn elements, pf
  * may be NULL): the chunk passes issue them a part at a time, so that the
  * next chunk (or row) streams in from memory while this one computes from
- * L1. l2: into L2 only (see short_l2_). */
+ * L1. l2: into L2 only (see short_l2_). Inlined always, so that a constant
+ * l2 leaves no branch; the branch stays inside the one loop: written as
+ * two loops guarded by l2 and !l2, GCC 12 deleted the hint loops of
+ * row_softmax_ and short_sums_all_ (no prefetch instruction was left). */
 static LSM_ALWAYS_INLINE void FN(prefetch_part_)(const T *pf, ptrdiff_t pfn,
                                                  ptrdiff_t j0, ptrdiff_t j1,
                                                  int l2) {

@@ -2522,13 +2522,15 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
             T *yc = scr ? scr + i0 : FN(dest_)(y + i0 * sy, sy, by);
             ptrdiff_t pn;
             const T *px = FN(prefetch_after_)(x, sx, n, i0 + len, nx, &pn, 1);
-            /* rows of 16 KB and more: hints into L2 only, where hints into
+            /* rows of 16 KB to 16 MB: hints into L2 only, where hints into
              * L1 evicted the exps stored for pass 2. A/B (1 thread, Zen 4,
              * cold, rows of 2048-65536): float32 0.8-0.98x the time at
              * avx512 (0.8-0.83x from 8192 on), 0.89-0.98x at avx2; float64
-             * 0.94-1.0x and 0.84-0.89x. Shorter rows gained nothing. */
-            const int l2 =
-                n * (ptrdiff_t)sizeof(T) >= 16384 && n < LSM_LONG_ROW;
+             * 0.94-1.0x and 0.84-0.89x; float32 rows of 1M 0.84x. Shorter
+             * rows gained nothing; float64 rows of 2M (16 MB) took
+             * 1.05-1.06x and keep L1 (0.96x against L2). */
+            const int l2 = n * (ptrdiff_t)sizeof(T) >= 16384 &&
+                           n * (ptrdiff_t)sizeof(T) < ((ptrdiff_t)1 << 24);
             /* the max's terms (exactly 1 each) are counted apart from the
              * others, so that terms below ulp(1) still reach the sum */
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {

@@ -99,26 +99,6 @@ static void FN(prefetch_)(const T *p, ptrdiff_t w, int write) {
     }
 }
 
-/* Hints for the w elements at p, a row of the next chunk of a column pass
- * (cols_stats_): a float32 chunk (LSM_COL_ROWS rows of LSM_COL_BYTES, 64
- * KB, twice a typical L1) into L2 only (prefetcht1), where hints into L1
- * evicted the chunk being computed; a float64 chunk (32 KB) into L1. A/B
- * (1 thread, Zen 4, cold, axis 0 of (2048, 4096), (8192, 1024), (256,
- * 32768), (2000, 4000)), float32: logsumexp 0.82-0.91x the time at avx512,
- * 0.92-0.98x at avx2, 1.02x at baseline (bound by its exp); log_softmax
- * 0.87-0.95x and 0.95-1.01x, the JVP 0.85-0.95x and 0.81-0.94x (baseline
- * 0.89-0.98x). float64 into L2 took 0.94-1.18x, and stays in L1. */
-static void FN(prefetch_chunk_)(const T *p, ptrdiff_t w) {
-    const ptrdiff_t step = (ptrdiff_t)(64 / sizeof(T));
-    for (ptrdiff_t k = 0; k < w; k += step) {
-        if (sizeof(T) == 4) {
-            LSM_PREFETCH_L2(p + k);
-        } else {
-            LSM_PREFETCH(p + k, 0);
-        }
-    }
-}
-
 /* Hints for the elements [j0, j1) of the next chunk at pf (pfn elements, pf
  * may be NULL): the chunk passes issue them a part at a time, so that the
  * next chunk (or row) streams in from memory while this one computes from
@@ -1212,6 +1192,17 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
     }
 }
 
+/* Whether the hints for the next chunk of a column pass (cols_stats_, a
+ * row per row) go to L2 only (prefetcht1): a float32 chunk (LSM_COL_ROWS
+ * rows of LSM_COL_BYTES, 64 KB, twice a typical L1), where hints into L1
+ * evicted the chunk being computed; a float64 chunk (32 KB) into L1. A/B
+ * (1 thread, Zen 4, cold, axis 0 of (2048, 4096), (8192, 1024), (256,
+ * 32768), (2000, 4000)), float32: logsumexp 0.82-0.91x the time at avx512,
+ * 0.92-0.98x at avx2, 1.02x at baseline (bound by its exp); log_softmax
+ * 0.87-0.95x and 0.95-1.01x, the JVP 0.85-0.95x and 0.81-0.94x (baseline
+ * 0.89-0.98x). float64 into L2 took 0.94-1.18x, and stays in L1. */
+static int FN(cols_l2_)(void) { return sizeof(T) == 4; }
+
 /* Online per-column statistics of a block of w <= LSM_COLS(T) columns (rows
  * s apart from base; v at vbase, rows vs apart, or NULL): per column m, c,
  * rest, tv as in STATS. The rows go in chunks of LSM_COL_ROWS, and each
@@ -1226,7 +1217,7 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
  * are added to the double state at the end of the chunk. Where every
  * element of the chunk is below its column's max (common once the first
  * rows are in), the exp loop skips the count of entries at the max. The
- * exp pass prefetches the next chunk, a row per row (prefetch_chunk_). */
+ * exp pass prefetches the next chunk, a row per row (cols_l2_). */
 static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                             ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
                             T *restrict m, double *restrict c,
@@ -1272,9 +1263,10 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
         for (ptrdiff_t j = 0; j < J; j++) {
             const T *restrict ru = r0 + j * s;
             if (j < pfn) {
-                FN(prefetch_chunk_)(ru + J * s, w);
+                FN(prefetch_part_)(ru + J * s, w, 0, w, FN(cols_l2_)());
                 if (q0) {
-                    FN(prefetch_chunk_)(q0 + (J + j) * vs, w);
+                    FN(prefetch_part_)
+                    (q0 + (J + j) * vs, w, 0, w, FN(cols_l2_)());
                 }
             }
             if (q0) {

@@ -226,6 +226,39 @@ LSM_INLINE double lsm_expneg_f64(double x) {
 }
 
 /*
+ * exp(x) * s for x <= 0 and s >= 2^-60 (softmax's outputs, s = 1 / sum),
+ * in two steps: f = lsm_expneg_factor_*(s), once (a loop invariant, or one
+ * per column), then lsm_expneg_mul_*(x, f) per element. That is
+ * lsm_expneg_* with its constant 2^-B folded into f = s 2^-B (a normal
+ * number), one multiply fewer per element. Where e^r 2^k is normal (x above
+ * about -87.3 for float, -708 for double) the result has the bits of
+ * lsm_expneg_*(x) * s (one rounding of e^r 2^k s); below, one rounding
+ * instead of two. B = 64 for both types.
+ */
+LSM_INLINE float lsm_expneg_factor_f32(float s) { return s * 0x1p-64f; }
+
+LSM_INLINE double lsm_expneg_factor_f64(double s) { return s * 0x1p-64; }
+
+LSM_INLINE float lsm_expneg_mul_f32(float x, float f) {
+    x = x < -104.0f ? -104.0f : x;
+    const float shifter = 0x1.8p23f + 191.0f;
+    float kf = x * 0x1.715476p+0f + shifter;
+    float scale = lsm_f32_from_bits(lsm_bits_from_f32(kf) << 23);
+    kf -= shifter;
+    return (lsm_exp_poly_f32(lsm_exp_reduce_f32(x, kf)) * scale) * f;
+}
+
+LSM_INLINE double lsm_expneg_mul_f64(double x, double f) {
+    x = x < -746.0 ? -746.0 : x;
+    /* bias 1023 + 64: 2^(k + 64) normal for k in [-1077, 0] */
+    const double shifter = 0x1.8p52 + 1087.0;
+    double kf = x * 0x1.71547652b82fep+0 + shifter;
+    double scale = lsm_f64_from_bits(lsm_bits_from_f64(kf) << 52);
+    kf -= shifter;
+    return (lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale) * f;
+}
+
+/*
  * Natural log of a double d >= 1 (the sums of the kernels; also right for
  * any positive normal d), branch-free so that it vectorises: d = 2^e f with
  * f in [sqrt(1/2), sqrt(2)), log f = 2 atanh(z), z = (f - 1)/(f + 1), by

@@ -521,52 +521,6 @@ static T FN(chunk_sumexp_max_)(const T *restrict x, const T *restrict v,
 }
 #endif
 
-#if !HAVE_VEXP && LSM_VEC_BYTES >= 64
-/* The portable chunk_sumexp_max_ (no v, no pending row): chunk_sumexp_'s
- * sums of x[0, n) with the max of xn[0, nn), returned, taken in the same
- * loops where they can be, so that the next chunk comes from memory while
- * this one's exps are computed. The sums are those of sumexp_block_, bit
- * for bit (its loops, the max added to them): blocks that it gives to
- * sumexp_short_, or that reach past nn, are left to it. */
-static T FN(chunk_sumexp_maxp_)(const T *restrict x, ptrdiff_t n, T m,
-                                int below, STATS *st, const T *restrict xn,
-                                ptrdiff_t nn) {
-    T mx = -T_INF;
-    ptrdiff_t done = 0; /* xn[0, done) taken into mx */
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
-        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        if (j1 > nn || done < j0 ||
-            (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
-            FN(sumexp_block_)(x, j0, j1, m, st, NULL, below, 0);
-            continue;
-        }
-        done = j1;
-        if (below) {
-            T rest = 0;
-#pragma omp simd reduction(+ : rest) reduction(max : mx)
-            for (ptrdiff_t i = j0; i < j1; i++) {
-                rest += EXPSUM(x[i] - m);
-                mx = xn[i] > mx ? xn[i] : mx;
-            }
-            st->rest += (double)rest;
-            continue;
-        }
-        T all = 0, rest = 0;
-#pragma omp simd reduction(+ : all, rest) reduction(max : mx)
-        for (ptrdiff_t i = j0; i < j1; i++) {
-            T d = x[i] - m;
-            T t = EXPSUM(d);
-            all += t;
-            rest += d != 0 ? t : (T)0;
-            mx = xn[i] > mx ? xn[i] : mx;
-        }
-        st->c += rint((double)all - (double)rest);
-        st->rest += (double)rest;
-    }
-    return FN(chunk_max_)(xn + done, nn - done, mx);
-}
-#endif
-
 static void FN(chunk_sumexp_w_)(const T *restrict x, const T *restrict w,
                                 ptrdiff_t n, T m, STATS *st) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
@@ -618,6 +572,72 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     st->rest += (double)rest;
     st->tv += (double)tv;
 }
+
+#if !HAVE_VEXP && LSM_VEC_BYTES >= 64
+/* The portable chunk_sumexp_max_ (no pending row): chunk_sumexp_'s (with
+ * v: chunk_sumexp_v_'s) sums of x[0, n) with the max of xn[0, nn), returned,
+ * taken in the same loops where they can be, so that the next chunk comes from
+ * memory while this one's exps are computed. The sums are those of
+ * sumexp_block_, bit for bit (its loops, the max added to them): blocks that it
+ * gives to sumexp_short_, or that reach past nn, are left to it. */
+static T FN(chunk_sumexp_maxp_)(const T *restrict x, const T *restrict v,
+                                ptrdiff_t n, T m, int below, STATS *st,
+                                const T *restrict xn, ptrdiff_t nn) {
+    T mx = -T_INF;
+    ptrdiff_t done = 0; /* xn[0, done) taken into mx */
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
+        const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+        if (j1 > nn || done < j0 ||
+            (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
+            if (v) {
+                FN(sumexp_v_block_)(x, v, j0, j1, m, st, NULL, 0);
+            } else {
+                FN(sumexp_block_)(x, j0, j1, m, st, NULL, below, 0);
+            }
+            continue;
+        }
+        done = j1;
+        if (v) { /* sumexp_v_block_'s loop */
+            T c = 0, rest = 0, tv = 0;
+#pragma omp simd reduction(+ : c, rest, tv) reduction(max : mx)
+            for (ptrdiff_t i = j0; i < j1; i++) {
+                T t = EXPSUM(x[i] - m);
+                int at_max = x[i] == m;
+                rest += at_max ? (T)0 : t;
+                c += at_max ? (T)1 : (T)0;
+                tv += t * v[i];
+                mx = xn[i] > mx ? xn[i] : mx;
+            }
+            st->c += (double)c;
+            st->rest += (double)rest;
+            st->tv += (double)tv;
+            continue;
+        }
+        if (below) {
+            T rest = 0;
+#pragma omp simd reduction(+ : rest) reduction(max : mx)
+            for (ptrdiff_t i = j0; i < j1; i++) {
+                rest += EXPSUM(x[i] - m);
+                mx = xn[i] > mx ? xn[i] : mx;
+            }
+            st->rest += (double)rest;
+            continue;
+        }
+        T all = 0, rest = 0;
+#pragma omp simd reduction(+ : all, rest) reduction(max : mx)
+        for (ptrdiff_t i = j0; i < j1; i++) {
+            T d = x[i] - m;
+            T t = EXPSUM(d);
+            all += t;
+            rest += d != 0 ? t : (T)0;
+            mx = xn[i] > mx ? xn[i] : mx;
+        }
+        st->c += rint((double)all - (double)rest);
+        st->rest += (double)rest;
+    }
+    return FN(chunk_max_)(xn + done, nn - done, mx);
+}
+#endif
 
 /* chunk_sumexp_ plus tv += sum exp(x - m) * v; p as there (a JVP row). */
 static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
@@ -854,13 +874,17 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
      * (logsumexp) */
     const int fuse = !w && !p && sx == 1 && (!v || sv == 1);
 #elif LSM_VEC_BYTES >= 64
-    /* the same with chunk_sumexp_maxp_ (float32; no v): A/B (1 thread,
-     * Zen 4, cold, avx512) logsumexp of rows of 1024 0.84-0.86x the time,
-     * of 8192 to 4M 0.90-1.0x; log_softmax of rows of 32000 to 4M
-     * 0.88-0.97x; softmax of (4M,) 0.96x. At avx2, whose exps take longer
-     * than the chunk's reads, it gave 0.97-1.11x (rows of 32000 1.11x) and
-     * is not built. */
-    const int fuse = !w && !p && !v && sx == 1;
+    /* the same with chunk_sumexp_maxp_ (float32): A/B (1 thread, Zen 4,
+     * cold, avx512) logsumexp of rows of 1024 0.84-0.86x the time, of 8192
+     * to 4M 0.90-1.0x; log_softmax of rows of 32000 to 4M 0.88-0.97x;
+     * softmax of (4M,) 0.96x; the JVP of rows of 1024-4096 0.67-0.83x, of
+     * 8192-16384 0.90-0.96x, while rows of 32768-65536 gave 0.97-1.01x and
+     * rows of 500K-2M 1.04-1.12x, so its rows of more than 64 KB keep the
+     * max pass. At avx2, whose exps take longer than the chunk's reads, it
+     * gave 0.97-1.11x (logsumexp of rows of 32000 1.11x) and is not built. */
+    const int fuse =
+        !w && !p && sx == 1 &&
+        (!v || (sv == 1 && n * (ptrdiff_t)sizeof(T) <= ((ptrdiff_t)1 << 16)));
 #endif
     int have_next = cy && cy->have;
     T next_m = have_next ? cy->m : -T_INF;
@@ -913,13 +937,13 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             const int below = cm < st->m;
             if (nn == 0 && cy && cy->next) { /* the next row's first chunk */
                 const ptrdiff_t cn = n < chunk ? n : chunk;
-                cy->m = FN(chunk_sumexp_maxp_)(xc, len, st->m, below, st,
+                cy->m = FN(chunk_sumexp_maxp_)(xc, vc, len, st->m, below, st,
                                                cy->next, cn);
                 cy->have = 1;
                 continue;
             }
-            next_m =
-                FN(chunk_sumexp_maxp_)(xc, len, st->m, below, st, xc + len, nn);
+            next_m = FN(chunk_sumexp_maxp_)(xc, vc, len, st->m, below, st,
+                                            xc + len, nn);
             have_next = nn > 0;
             continue;
         }

@@ -573,7 +573,7 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     st->tv += (double)tv;
 }
 
-#if !HAVE_VEXP && LSM_VEC_BYTES >= 64
+#if !HAVE_VEXP && LSM_VEC_BYTES >= 32
 /* The portable chunk_sumexp_max_ (no pending row): chunk_sumexp_'s (with
  * v: chunk_sumexp_v_'s) sums of x[0, n) with the max of xn[0, nn), returned,
  * taken in the same loops where they can be, so that the next chunk comes from
@@ -873,18 +873,22 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
      * next chunk (chunk_sumexp_max_); the last chunk that of cy's next row
      * (logsumexp) */
     const int fuse = !w && !p && sx == 1 && (!v || sv == 1);
-#elif LSM_VEC_BYTES >= 64
+#elif LSM_VEC_BYTES >= 32
     /* the same with chunk_sumexp_maxp_ (float32): A/B (1 thread, Zen 4,
      * cold, avx512) logsumexp of rows of 1024 0.84-0.86x the time, of 8192
      * to 4M 0.90-1.0x; log_softmax of rows of 32000 to 4M 0.88-0.97x;
      * softmax of (4M,) 0.96x; the JVP of rows of 1024-4096 0.67-0.83x, of
      * 8192-16384 0.90-0.96x, while rows of 32768-65536 gave 0.97-1.01x and
      * rows of 500K-2M 1.04-1.12x, so its rows of more than 64 KB keep the
-     * max pass. At avx2, whose exps take longer than the chunk's reads, it
-     * gave 0.97-1.11x (logsumexp of rows of 32000 1.11x) and is not built. */
+     * max pass. At avx2, whose exps take longer than the chunk's reads,
+     * logsumexp gave 0.97-1.11x (rows of 32000 1.11x) and keeps the max
+     * pass; the float32 JVP (two input streams) 0.83-0.95x for rows of
+     * 1024-2048, 0.95-1.0x for 4096-16384; the float64 JVP (no vectorised
+     * exp of its own at avx2) 0.98-1.10x, and keeps it. */
+    const int small_v = sizeof(T) == 4 && v && sv == 1 &&
+                        n * (ptrdiff_t)sizeof(T) <= ((ptrdiff_t)1 << 16);
     const int fuse =
-        !w && !p && sx == 1 &&
-        (!v || (sv == 1 && n * (ptrdiff_t)sizeof(T) <= ((ptrdiff_t)1 << 16)));
+        !w && !p && sx == 1 && (small_v || (!v && LSM_VEC_BYTES >= 64));
 #endif
     int have_next = cy && cy->have;
     T next_m = have_next ? cy->m : -T_INF;
@@ -931,7 +935,7 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             have_next = nn > 0;
             continue;
         }
-#elif LSM_VEC_BYTES >= 64
+#elif LSM_VEC_BYTES >= 32
         if (fuse) {
             const ptrdiff_t nn = n - i0 - len < chunk ? n - i0 - len : chunk;
             const int below = cm < st->m;

@@ -195,68 +195,54 @@ LSM_INLINE double lsm_expsum_f64(double x) {
 }
 
 /*
- * exp(x) for x <= 0 (softmax's x - max), correct down into the subnormal
- * range: x is clamped below where exp rounds to 0, then 2^k is applied as
- * 2^(k + B) (a normal number, built from the shifter's bits) times the
- * constant 2^-B, two roundings only where the result is subnormal. nan
- * propagates, exp(-inf) = 0. Valid for x up to 40 (k + B stays below the
- * largest exponent); the polynomial and reduction of lsm_exp_scalar_*,
- * which takes any x, with a few vector operations fewer.
+ * exp(x) 2^64 f for x <= 0 (softmax's x - max; valid up to x = 40), correct
+ * down into the subnormal range: x is clamped below where exp rounds to 0,
+ * then 2^k is applied as 2^(k + 64) (a normal number, built from the
+ * shifter's bits) times f. nan propagates, exp(-inf) = 0. The polynomial
+ * and reduction of lsm_exp_scalar_*, which takes any x, with a few vector
+ * operations fewer. Two uses:
+ * - lsm_expneg_*(x) = exp(x), f = 2^-64: two roundings only where the
+ *   result is subnormal;
+ * - exp(x) * s (softmax's outputs, s = 1 / sum >= 2^-60): f =
+ *   lsm_expneg_factor_*(s) = s 2^-64, a normal number computed once (a loop
+ *   invariant, or one per column), one multiply fewer per element than
+ *   lsm_expneg_*(x) * s; the same bits where e^r 2^k is normal (x above
+ *   about -87.3 for float, -708 for double), one rounding instead of two
+ *   below.
  */
-LSM_INLINE float lsm_expneg_f32(float x) {
+LSM_INLINE float lsm_expneg_mul_f32(float x, float f) {
     x = x < -104.0f ? -104.0f : x; /* exp(-104) < 2^-150: rounds to 0 */
-    /* bias 127 + B (B = 64) in the shifter's low bits: kf's bits shifted
-     * into the exponent field are 2^(k + 64), for k in [-151, 58] */
+    /* bias 127 + 64 in the shifter's low bits: kf's bits shifted into the
+     * exponent field are 2^(k + 64), for k in [-151, 58] */
     const float shifter = 0x1.8p23f + 191.0f;
     float kf = x * 0x1.715476p+0f + shifter;
     float scale = lsm_f32_from_bits(lsm_bits_from_f32(kf) << 23);
     kf -= shifter;
     /* Cody-Waite reduction: softmax outputs keep ~1 ulp down to exp(-104) */
-    return (lsm_exp_poly_f32(lsm_exp_reduce_f32(x, kf)) * scale) * 0x1p-64f;
-}
-
-LSM_INLINE double lsm_expneg_f64(double x) {
-    x = x < -746.0 ? -746.0 : x; /* exp(-746) < 2^-1075: rounds to 0 */
-    /* bias 1023 + B (B = 1000): 2^(k + 1000), for k in [-1077, 23] */
-    const double shifter = 0x1.8p52 + 2023.0;
-    double kf = x * 0x1.71547652b82fep+0 + shifter;
-    double scale = lsm_f64_from_bits(lsm_bits_from_f64(kf) << 52);
-    kf -= shifter;
-    return (lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale) * 0x1p-1000;
-}
-
-/*
- * exp(x) * s for x <= 0 and s >= 2^-60 (softmax's outputs, s = 1 / sum),
- * in two steps: f = lsm_expneg_factor_*(s), once (a loop invariant, or one
- * per column), then lsm_expneg_mul_*(x, f) per element. That is
- * lsm_expneg_* with its constant 2^-B folded into f = s 2^-B (a normal
- * number), one multiply fewer per element. Where e^r 2^k is normal (x above
- * about -87.3 for float, -708 for double) the result has the bits of
- * lsm_expneg_*(x) * s (one rounding of e^r 2^k s); below, one rounding
- * instead of two. B = 64 for both types.
- */
-LSM_INLINE float lsm_expneg_factor_f32(float s) { return s * 0x1p-64f; }
-
-LSM_INLINE double lsm_expneg_factor_f64(double s) { return s * 0x1p-64; }
-
-LSM_INLINE float lsm_expneg_mul_f32(float x, float f) {
-    x = x < -104.0f ? -104.0f : x;
-    const float shifter = 0x1.8p23f + 191.0f;
-    float kf = x * 0x1.715476p+0f + shifter;
-    float scale = lsm_f32_from_bits(lsm_bits_from_f32(kf) << 23);
-    kf -= shifter;
     return (lsm_exp_poly_f32(lsm_exp_reduce_f32(x, kf)) * scale) * f;
 }
 
 LSM_INLINE double lsm_expneg_mul_f64(double x, double f) {
-    x = x < -746.0 ? -746.0 : x;
-    /* bias 1023 + 64: 2^(k + 64) normal for k in [-1077, 0] */
+    x = x < -746.0 ? -746.0 : x; /* exp(-746) < 2^-1075: rounds to 0 */
+    /* bias 1023 + 64: 2^(k + 64), for k in [-1077, 58] */
     const double shifter = 0x1.8p52 + 1087.0;
     double kf = x * 0x1.71547652b82fep+0 + shifter;
     double scale = lsm_f64_from_bits(lsm_bits_from_f64(kf) << 52);
     kf -= shifter;
     return (lsm_exp_poly_f64(lsm_exp_reduce_f64(x, kf)) * scale) * f;
 }
+
+LSM_INLINE float lsm_expneg_f32(float x) {
+    return lsm_expneg_mul_f32(x, 0x1p-64f);
+}
+
+LSM_INLINE double lsm_expneg_f64(double x) {
+    return lsm_expneg_mul_f64(x, 0x1p-64);
+}
+
+LSM_INLINE float lsm_expneg_factor_f32(float s) { return s * 0x1p-64f; }
+
+LSM_INLINE double lsm_expneg_factor_f64(double s) { return s * 0x1p-64; }
 
 /*
  * Natural log of a double d >= 1 (the sums of the kernels; also right for

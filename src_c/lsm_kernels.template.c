@@ -2877,6 +2877,17 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     /* the pipelined JVP (float64) writes four streams: rows a group back
      * fall out of L1 (measured 1.1x slower at rows of 128), so one row */
     const ptrdiff_t G = op == 2 && pipe ? 1 : FN(group_rows_)(n, v ? 2 : 1);
+    /* unpipelined float32 log_softmax rows of one chunk (streamed rows of
+     * 4 KB): a row's exp loop also takes the max of the next row's first
+     * chunk where it is fused (row_stats_), as logsumexp's rows do. A/B (1
+     * thread, Zen 4, cold, three runs): (4096, 1024) 0.94-0.96x the time at
+     * avx512 (no fused loop at avx2: 1.0x). float64 rows of 512-1024 gave
+     * 1.0-1.016x and do without it, as do the JVP and rows of several
+     * chunks (the carry given to every unpipelined row: log_softmax of
+     * (2048, 2048) 1.06-1.09x, the JVP of (4096, 1024) 1.10-1.12x). */
+    FN(carry_) cy = {NULL, 0, 0};
+    const int carry =
+        !pipe && op == 1 && sizeof(T) == 4 && xs[1] == 1 && n <= LSM_CHUNK;
     for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {
         const ptrdiff_t cnt = hi - g0 < G ? hi - g0 : G;
         double c[LSM_GROUP], rest[LSM_GROUP], tv[LSM_GROUP], l[LSM_GROUP];
@@ -2889,11 +2900,14 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
             T *dyr = dy ? dy + o * dys[0] + k * dys[2] : NULL;
             const FN(pending_) *w = i < npend && pend[i].x ? &pend[i] : NULL;
             STATS st;
+            const ptrdiff_t r1 = g0 + i + 1;
+            cy.next =
+                r1 < hi ? x + r1 / inner * xs[0] + r1 % inner * xs[2] : NULL;
             const int special = FN(row_stats_any_)(
                 xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, v ? 2 : 1, pipe),
                 v ? FN(next_row_)(v, vs, outer, n, inner, o, k, 2, pipe) : NULL,
-                pf, w, LSM_CHUNK, NULL);
+                pf, w, LSM_CHUNK, carry ? &cy : NULL);
             cur[i] = (FN(pending_)){
                 special ? NULL : xr, vr, yr, dyr, st.m, 0, 0, nt};
             if (special) {

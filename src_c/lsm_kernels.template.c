@@ -422,30 +422,43 @@ FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
 
 /* The sums of chunk_sumexp_ over [j0, j1) of x, fused with the output of
  * pending row p over the same elements when has_prev (p's pointers at the
- * chunk's start). below and has_prev are constants where it is inlined, so
- * each variant is its own loop, and the sums are the same in all of them.
- * p's y may be its x (each element is read before it is written, at the
- * same index); p's rows never overlap x. */
+ * chunk's start), or with *mx raised to the max of xn[j0, j1) when xn (the
+ * next chunk, chunk_sumexp_maxp_). below, has_prev and whether xn is set
+ * are constants where it is inlined, so each variant is its own loop, and
+ * the sums are the same in all of them. p's y may be its x (each element is
+ * read before it is written, at the same index); p's rows never overlap
+ * x. */
 static LSM_ALWAYS_INLINE void
 FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
-                  STATS *st, const FN(pending_) * p, int below, int has_prev) {
+                  STATS *st, const FN(pending_) * p, int below, int has_prev,
+                  const T *restrict xn, T *mx) {
     const T *xp = has_prev ? p->x : NULL;
     T *yp = has_prev ? p->y : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
+    T mxl = xn ? *mx : (T)0;
     if (HAVE_VEXP || (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
+        if (xn) {
+            *mx = FN(chunk_max_)(xn + j0, j1 - j0, mxl);
+        }
         return;
     }
     if (below) { /* no entry of the chunk is at the max: all are rest */
         T rest = 0;
-#pragma omp simd reduction(+ : rest)
+#pragma omp simd reduction(+ : rest) reduction(max : mxl)
         for (ptrdiff_t i = j0; i < j1; i++) {
             rest += EXPSUM(x[i] - m);
             if (has_prev) {
                 yp[i] = (xp[i] - mp) - lp;
             }
+            if (xn) {
+                mxl = xn[i] > mxl ? xn[i] : mxl;
+            }
         }
         st->rest += (double)rest;
+        if (xn) {
+            *mx = mxl;
+        }
         return;
     }
     /* all: every term; rest: the terms of entries below the max. The
@@ -453,7 +466,7 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
      * count plus rounding errors far below 1/2 (<= 1024 terms, at most 64
      * per lane). */
     T all = 0, rest = 0;
-#pragma omp simd reduction(+ : all, rest)
+#pragma omp simd reduction(+ : all, rest) reduction(max : mxl)
     for (ptrdiff_t i = j0; i < j1; i++) {
         T d = x[i] - m;
         T t = EXPSUM(d);
@@ -462,9 +475,15 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
         if (has_prev) {
             yp[i] = (xp[i] - mp) - lp;
         }
+        if (xn) {
+            mxl = xn[i] > mxl ? xn[i] : mxl;
+        }
     }
     st->c += rint((double)all - (double)rest);
     st->rest += (double)rest;
+    if (xn) {
+        *mx = mxl;
+    }
 }
 
 /* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates);
@@ -479,13 +498,13 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
         /* a streamed pending row is not fused: the sums, then its stores */
         const int fused = p && !p->nt;
         if (below && fused) {
-            FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 1);
+            FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 1, NULL, NULL);
         } else if (below) {
-            FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 0);
+            FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 0, NULL, NULL);
         } else if (fused) {
-            FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 1);
+            FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 1, NULL, NULL);
         } else {
-            FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 0);
+            FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 0, NULL, NULL);
         }
         if (p && p->nt) {
             const FN(pending_) pj = FN(pending_at_)(p, j0);
@@ -540,22 +559,27 @@ static void FN(chunk_sumexp_w_)(const T *restrict x, const T *restrict w,
 }
 
 /* The sums of chunk_sumexp_v_ over [j0, j1), fused with the output of
- * pending row p (a JVP row, v set) over the same elements when has_prev (a
- * constant where it is inlined); as sumexp_block_. */
+ * pending row p (a JVP row, v set) over the same elements when has_prev, or
+ * with the max of xn[j0, j1) when xn (constants where it is inlined); as
+ * sumexp_block_. */
 static LSM_ALWAYS_INLINE void
 FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
                     ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
-                    int has_prev) {
+                    int has_prev, const T *restrict xn, T *mx) {
     const T *xp = has_prev ? p->x : NULL, *vp = has_prev ? p->v : NULL;
     T *yp = has_prev ? p->y : NULL, *dyp = has_prev ? p->dy : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
     const T qp = has_prev ? p->q : 0;
+    T mxl = xn ? *mx : (T)0;
     if (HAVE_VEXP || (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, v, j0, j1, m, st, p, has_prev, 1);
+        if (xn) {
+            *mx = FN(chunk_max_)(xn + j0, j1 - j0, mxl);
+        }
         return;
     }
     T c = 0, rest = 0, tv = 0;
-#pragma omp simd reduction(+ : c, rest, tv)
+#pragma omp simd reduction(+ : c, rest, tv) reduction(max : mxl)
     for (ptrdiff_t i = j0; i < j1; i++) {
         T t = EXPSUM(x[i] - m); /* as log_softmax's sum: same y */
         int at_max = x[i] == m;
@@ -567,19 +591,24 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
             yp[i] = a;
             dyp[i] = b;
         }
+        if (xn) {
+            mxl = xn[i] > mxl ? xn[i] : mxl;
+        }
     }
     st->c += (double)c;
     st->rest += (double)rest;
     st->tv += (double)tv;
+    if (xn) {
+        *mx = mxl;
+    }
 }
 
 #if !HAVE_VEXP && LSM_VEC_BYTES >= 32
 /* The portable chunk_sumexp_max_ (no pending row): chunk_sumexp_'s (with
  * v: chunk_sumexp_v_'s) sums of x[0, n) with the max of xn[0, nn), returned,
- * taken in the same loops where they can be, so that the next chunk comes from
- * memory while this one's exps are computed. The sums are those of
- * sumexp_block_, bit for bit (its loops, the max added to them): blocks that it
- * gives to sumexp_short_, or that reach past nn, are left to it. */
+ * taken in the sums' loops (sumexp_block_ and sumexp_v_block_ with xn: the
+ * same sums, bit for bit) over the blocks within nn, so that the next chunk
+ * comes from memory while this one's exps are computed. */
 static T FN(chunk_sumexp_maxp_)(const T *restrict x, const T *restrict v,
                                 ptrdiff_t n, T m, int below, STATS *st,
                                 const T *restrict xn, ptrdiff_t nn) {
@@ -587,53 +616,17 @@ static T FN(chunk_sumexp_maxp_)(const T *restrict x, const T *restrict v,
     ptrdiff_t done = 0; /* xn[0, done) taken into mx */
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        if (j1 > nn || done < j0 ||
-            (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
-            if (v) {
-                FN(sumexp_v_block_)(x, v, j0, j1, m, st, NULL, 0);
-            } else {
-                FN(sumexp_block_)(x, j0, j1, m, st, NULL, below, 0);
-            }
-            continue;
+        const int with = j1 <= nn;
+        if (v && with) {
+            FN(sumexp_v_block_)(x, v, j0, j1, m, st, NULL, 0, xn, &mx);
+        } else if (v) {
+            FN(sumexp_v_block_)(x, v, j0, j1, m, st, NULL, 0, NULL, NULL);
+        } else if (with) {
+            FN(sumexp_block_)(x, j0, j1, m, st, NULL, below, 0, xn, &mx);
+        } else {
+            FN(sumexp_block_)(x, j0, j1, m, st, NULL, below, 0, NULL, NULL);
         }
-        done = j1;
-        if (v) { /* sumexp_v_block_'s loop */
-            T c = 0, rest = 0, tv = 0;
-#pragma omp simd reduction(+ : c, rest, tv) reduction(max : mx)
-            for (ptrdiff_t i = j0; i < j1; i++) {
-                T t = EXPSUM(x[i] - m);
-                int at_max = x[i] == m;
-                rest += at_max ? (T)0 : t;
-                c += at_max ? (T)1 : (T)0;
-                tv += t * v[i];
-                mx = xn[i] > mx ? xn[i] : mx;
-            }
-            st->c += (double)c;
-            st->rest += (double)rest;
-            st->tv += (double)tv;
-            continue;
-        }
-        if (below) {
-            T rest = 0;
-#pragma omp simd reduction(+ : rest) reduction(max : mx)
-            for (ptrdiff_t i = j0; i < j1; i++) {
-                rest += EXPSUM(x[i] - m);
-                mx = xn[i] > mx ? xn[i] : mx;
-            }
-            st->rest += (double)rest;
-            continue;
-        }
-        T all = 0, rest = 0;
-#pragma omp simd reduction(+ : all, rest) reduction(max : mx)
-        for (ptrdiff_t i = j0; i < j1; i++) {
-            T d = x[i] - m;
-            T t = EXPSUM(d);
-            all += t;
-            rest += d != 0 ? t : (T)0;
-            mx = xn[i] > mx ? xn[i] : mx;
-        }
-        st->c += rint((double)all - (double)rest);
-        st->rest += (double)rest;
+        done = with ? j1 : done;
     }
     return FN(chunk_max_)(xn + done, nn - done, mx);
 }
@@ -649,9 +642,9 @@ static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
         FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         FN(prefetch_part_)(pfv, pfn, j0, j1, 0);
         if (p) {
-            FN(sumexp_v_block_)(x, v, j0, j1, m, st, p, 1);
+            FN(sumexp_v_block_)(x, v, j0, j1, m, st, p, 1, NULL, NULL);
         } else {
-            FN(sumexp_v_block_)(x, v, j0, j1, m, st, p, 0);
+            FN(sumexp_v_block_)(x, v, j0, j1, m, st, p, 0, NULL, NULL);
         }
     }
 }
@@ -2495,7 +2488,7 @@ static void FN(log_softmax_short_)(const T *x, ptrdiff_t n, T *y, int nt) {
     STATS st = {m, 0, 0, 0};
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) { /* as chunk_sumexp_ */
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(sumexp_block_)(x, j0, j1, m, &st, NULL, 0, 0);
+        FN(sumexp_block_)(x, j0, j1, m, &st, NULL, 0, 0, NULL, NULL);
     }
     const T l = (T)FN(log_sum_)(st.c, st.rest);
     LSM_OUT_LOOP(nt, y, n, (x[i] - m) - l);

@@ -2894,8 +2894,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
             const FN(pending_) *w = i < npend && pend[i].x ? &pend[i] : NULL;
             STATS st;
             const ptrdiff_t r1 = g0 + i + 1;
-            cy.next =
-                r1 < hi ? x + r1 / inner * xs[0] + r1 % inner * xs[2] : NULL;
+            cy.next = carry && r1 < hi
+                          ? x + r1 / inner * xs[0] + r1 % inner * xs[2]
+                          : NULL;
             const int special = FN(row_stats_any_)(
                 xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, v ? 2 : 1, pipe),

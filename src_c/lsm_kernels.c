@@ -79,6 +79,12 @@
 #ifndef LSM_COL_PARAMS
 #define LSM_COL_PARAMS (256 * 1024)
 #endif
+/* Most bytes of the inputs of a column block (down the whole axis) that
+ * log_softmax and the JVP give an output pass of its own, reading the block
+ * again from the cache (colwise_). */
+#ifndef LSM_COL_BLOCK_CACHE
+#define LSM_COL_BLOCK_CACHE ((ptrdiff_t)4 << 20)
+#endif
 /* Most segments of a column block that softmax records a shift for (see
  * cols_softmax_). */
 #define LSM_COL_SEGS 16

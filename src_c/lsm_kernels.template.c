@@ -3171,18 +3171,24 @@ static void FN(cols_out_rows_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
 }
 
 /* Column blocks (an inner-contiguous view), shared among threads. For
- * log_softmax and the JVP, where the parameters of all columns fit in
- * LSM_COL_PARAMS bytes and rows are at least a block wide, the blocks'
- * statistics come first, then the output row by row over the whole width:
- * the rows then stream in and out of memory, where a block's output pass
- * re-read its 1 KB row segments, at a large stride, from L3. A/B (1
- * thread, avx2, Zen 3, axis 0 of (2048, 4096), against blocks with their
- * own output pass, three runs): JVP 0.70-0.86x the time in float32,
- * 0.72-0.77x in float64, (2000, 4000) float32 0.75-0.85x; log_softmax
- * 0.81-0.91x float32, 0.88-1.01x float64, (2000, 4000) float32 1.03x.
- * softmax (an exp in its output pass) came out at 1.06-1.13x, and keeps
- * its blocks. col_params_ is inlined always: out of line, the float32
- * softmax blocks took 1.27x the time. */
+ * log_softmax and the JVP, where a block's inputs (LSM_COLS(T) columns down
+ * the whole axis) exceed LSM_COL_BLOCK_CACHE, the parameters of all columns
+ * fit in LSM_COL_PARAMS bytes and rows are at least a block wide, the
+ * blocks' statistics come first, then the output row by row over the whole
+ * width: the rows then stream in and out of memory, where a block's output
+ * pass would re-read its 1 KB row segments, at a large stride, from memory
+ * or a far cache. Smaller blocks keep their own output pass, which reads
+ * them again from L3. A/B (1 thread, Zen 4, cold, blocks with their own
+ * output pass against the rows), log_softmax: axis 0 of (2048, 4096) (2 MB
+ * blocks in float32) 0.81-0.93x the time, (2000, 4000) 0.82-0.85x, float64
+ * 0.82-0.89x, (8192, 1024) float64 (4 MB) 0.93-0.95x, float32 (8 MB)
+ * 1.04-1.08x; the JVP (x and v): (2048, 4096) float32 (4 MB) 0.81-0.88x,
+ * float64 0.83x, (8192, 1024) float32 (16 MB) 1.25-1.33x, float64 (8 MB)
+ * 0.93-0.94x; avx512 and avx2 alike. (On a Zen 3, the rows were chosen for
+ * every size: 0.70-0.86x the time of the blocks for the float32 JVP of
+ * (2048, 4096).) softmax (an exp in its output pass) keeps its blocks.
+ * col_params_ is inlined always: out of line, the float32 softmax blocks
+ * took 1.27x the time. */
 static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const T *x, const ptrdiff_t xs[3], const T *v,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],

@@ -3,7 +3,9 @@
 # working tree ("new"), both at one instruction-set level, linked side by side
 # (see ab_kernels.c). Needs gcc with OpenMP. Then run, e.g.:
 #   benchmarks/ab/ab_kernels.sh HEAD~1 && AB_COLD=1 /tmp/lsm_ab/ab_kernels log_softmax f32 4096 1024 31
-# LEVEL: avx2 (default), avx512 or base.
+# LEVEL: avx2 (default), avx512 or base. OLDFLAGS, NEWFLAGS: more compiler
+# flags for the old or the new build (e.g. NEWFLAGS=-DLSM_COL_BLOCK_CACHE=0
+# to try a tuning constant of src_c/lsm_kernels.c without editing it).
 set -euo pipefail
 REV=${1:?usage: ab_kernels.sh REV [OUTDIR]}
 OUT=${2:-/tmp/lsm_ab}
@@ -18,8 +20,8 @@ esac
 FLAGS="-O3 -mtune=generic $ISA -fno-math-errno -fno-trapping-math -fopenmp-simd -fopenmp"
 rm -rf "$OUT" && mkdir -p "$OUT/old"
 git -C "$ROOT" archive "$REV" src_c | tar -x -C "$OUT/old"
-gcc $FLAGS -DLSM_ISA_SFX=_old -I"$OUT/old/src_c" -c "$OUT/old/src_c/lsm_kernels.c" -o "$OUT/old.o"
-gcc $FLAGS -DLSM_ISA_SFX=_new -I"$ROOT/src_c" -c "$ROOT/src_c/lsm_kernels.c" -o "$OUT/new.o"
+gcc $FLAGS ${OLDFLAGS:-} -DLSM_ISA_SFX=_old -I"$OUT/old/src_c" -c "$OUT/old/src_c/lsm_kernels.c" -o "$OUT/old.o"
+gcc $FLAGS ${NEWFLAGS:-} -DLSM_ISA_SFX=_new -I"$ROOT/src_c" -c "$ROOT/src_c/lsm_kernels.c" -o "$OUT/new.o"
 gcc -O2 -fopenmp -I"$ROOT/src_c" -c "$ROOT/src_c/lsm_threads.c" -o "$OUT/threads.o"
 gcc -O2 -Wall -Wextra -I"$ROOT/src_c" "$ROOT/benchmarks/ab/ab_kernels.c" \
     "$OUT/old.o" "$OUT/new.o" "$OUT/threads.o" -fopenmp -lm -o "$OUT/ab_kernels"

@@ -828,6 +828,12 @@ static void check_all(void) {
         }
     }
     data_offset = 0;
+    /* an axis long enough that a column block's inputs exceed
+     * LSM_COL_BLOCK_CACHE (4 MB: n > 4096 float32, 8192 float64): the
+     * output pass of log_softmax and the JVP row by row over the whole
+     * width, from the parameters of every column (colwise_) */
+    check_layout(1, 4200, 300, 1, 0);
+    check_layout(1, 8300, 130, 1, 1);
     /* every short length that has its own transpose instance (2..16) and
      * the ones either side, over several blocks of the short-row path */
     for (int dbl = 0; dbl < 2; dbl++) {

@@ -3053,11 +3053,19 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
         T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-        if (op == 0 && sizeof(T) == 8) {
+        if (op == 0 && sizeof(T) == 8 &&
+            2 * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <= LSM_COL_BLOCK_CACHE) {
             /* float64 softmax with one exp per element: y written, then
-             * scaled. A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)):
-             * 0.80x the time of the second exp per element; float32 (an exp
-             * half as costly) came out at 0.9-1.4x, noise-bound, and keeps
+             * scaled, where the block's x and y fit LSM_COL_BLOCK_CACHE.
+             * A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)): 0.80x
+             * the time of the second exp per element. On a Zen 4 (cold,
+             * against the second exp): 1.11-1.27x at avx2 (axis 0 of (2048,
+             * 4096), (4096, 2048), (1024, 8192)), 0.95-1.06x at avx512;
+             * longer axes, whose y no longer stays in the cache between
+             * the passes, take the second exp: (6000, 1400) at avx2 1.05x,
+             * avx512 0.89x; (8192, 1024) 0.86x and 0.64-0.71x; (16384, 512)
+             * 0.68x and 0.6x; (65536, 128) 0.62x and 0.49x. float32 (an
+             * exp half as costly) took 1.11-1.98x with one exp, and keeps
              * the output pass below. */
             /* (no streaming: its second pass scales y in the cache) */
             double c[LSM_COLS(T)], rest[LSM_COLS(T)];

@@ -1303,6 +1303,43 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
  * 0.89-0.98x). float64 into L2 took 0.94-1.18x, and stays in L1. */
 static int FN(cols_l2_)(void) { return sizeof(T) == 4; }
 
+#if HAVE_VEXP
+/* The exp loop of cols_stats_ over one row segment ru of w columns, with
+ * lsm_vexpsum_f64_ (the same terms and adds as the loops there, and the
+ * same special values): t = exp(ru - sh) into rr, or into cc (a count of
+ * 1) where ru is at its column's shift unless below; t * qu into tt where
+ * qu. */
+static LSM_ALWAYS_INLINE void
+FN(cols_row_vexp_)(const T *restrict ru, const T *restrict qu,
+                   const T *restrict sh, T *restrict rr, T *restrict cc,
+                   T *restrict tt, ptrdiff_t w, int below) {
+    for (ptrdiff_t k = 0; k < w; k += 8) {
+        const __mmask8 km = lsm_lanes8_(w - k);
+        const __m512d x = _mm512_maskz_loadu_pd(km, ru + k);
+        const __m512d sv = _mm512_maskz_loadu_pd(km, sh + k);
+        const __m512d t = lsm_vexpsum_f64_(_mm512_sub_pd(x, sv));
+        const __m512d r0 = _mm512_maskz_loadu_pd(km, rr + k);
+        if (below) {
+            _mm512_mask_storeu_pd(rr + k, km, _mm512_add_pd(r0, t));
+        } else {
+            const __mmask8 at = _mm512_cmp_pd_mask(x, sv, _CMP_EQ_OQ);
+            const __m512d c0 = _mm512_maskz_loadu_pd(km, cc + k);
+            _mm512_mask_storeu_pd(
+                cc + k, km,
+                _mm512_mask_add_pd(c0, at, c0, _mm512_set1_pd(1.0)));
+            _mm512_mask_storeu_pd(rr + k, km,
+                                  _mm512_mask_add_pd(r0, (__mmask8)~at, r0, t));
+        }
+        if (qu) {
+            const __m512d t0 = _mm512_maskz_loadu_pd(km, tt + k);
+            _mm512_mask_storeu_pd(
+                tt + k, km,
+                _mm512_fmadd_pd(t, _mm512_maskz_loadu_pd(km, qu + k), t0));
+        }
+    }
+}
+#endif
+
 /* Online per-column statistics of a block of w <= LSM_COLS(T) columns (rows
  * s apart from base; v at vbase, rows vs apart, or NULL): per column m, c,
  * rest, tv as in STATS. The rows go in chunks of LSM_COL_ROWS, and each
@@ -1369,6 +1406,16 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                     (q0 + (J + j) * vs, w, 0, w, FN(cols_l2_)());
                 }
             }
+#if HAVE_VEXP
+            if (q0) {
+                FN(cols_row_vexp_)(ru, q0 + j * vs, sh, rr, cc, tt, w, 0);
+            } else if (below) {
+                FN(cols_row_vexp_)(ru, NULL, sh, rr, cc, tt, w, 1);
+            } else {
+                FN(cols_row_vexp_)(ru, NULL, sh, rr, cc, tt, w, 0);
+            }
+            continue;
+#endif
             if (q0) {
                 const T *restrict qu = q0 + j * vs;
 #pragma omp simd

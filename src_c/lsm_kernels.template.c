@@ -3251,7 +3251,10 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     const FN(colblocks_) L = FN(col_layout_)(x, outer, xs[0], inner);
     const int nt = FN(stream_)(outer * n * inner);
     const ptrdiff_t N = outer * inner;
+    const ptrdiff_t block_bytes =
+        LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n * (op == 2 ? 2 : 1);
     T *P = op != 0 && (v == NULL || (y != v && dy != x)) &&
+                   block_bytes > LSM_COL_BLOCK_CACHE &&
                    inner * (ptrdiff_t)sizeof(T) >= LSM_COL_BYTES &&
                    N <= LSM_COL_PARAMS / (4 * (ptrdiff_t)sizeof(T))
                ? (T *)malloc(4 * (size_t)N * sizeof(T))

@@ -3239,7 +3239,11 @@ static void FN(cols_out_rows_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
  * 0.82-0.89x, (8192, 1024) float64 (4 MB) 0.93-0.95x, float32 (8 MB)
  * 1.04-1.08x; the JVP (x and v): (2048, 4096) float32 (4 MB) 0.81-0.88x,
  * float64 0.83x, (8192, 1024) float32 (16 MB) 1.25-1.33x, float64 (8 MB)
- * 0.93-0.94x; avx512 and avx2 alike. (On a Zen 3, the rows were chosen for
+ * 0.93-0.94x; avx512 and avx2 alike. Shorter axes: log_softmax (512, 4096)
+ * 0.84-0.87x, float64 (16, 16384) to (3000, 1000) 0.82-0.93x, the JVP
+ * 0.87-1.0x; float32 log_softmax of narrow rows ((3000, 1000), (4000, 800):
+ * three or four blocks across) 1.02-1.08x, the one loss. (On a Zen 3, the
+ * rows were chosen for
  * every size: 0.70-0.86x the time of the blocks for the float32 JVP of
  * (2048, 4096).) softmax (an exp in its output pass) keeps its blocks.
  * col_params_ is inlined always: out of line, the float32 softmax blocks

@@ -95,15 +95,23 @@
 #else
 #define LSM_ALWAYS_INLINE inline
 #endif
-/* softmax of rows of this many elements or more (12 MB of float32: a row
- * and its output beyond most of a typical L3): a statistics pass, then
- * y = exp(x - m) / d in one more pass (two exps per element, x read twice, y
- * written once), rather than storing exp(x - m_segment) and scaling it in a
- * third pass (one exp, but y then goes to memory and back). Measured (1
- * thread, Zen 5, 32 MB L3), float32 rows of 4M: 0.81x the time; 2M (x and y
- * in L3) 1.0x; 1M 1.2x, so shorter rows keep the three passes. float64 (an
- * exp twice as costly): rows of 4M 0.91x, 2M 1.07x. */
-#define LSM_LONG_ROW ((ptrdiff_t)3 << 20)
+/* softmax of rows of LSM_LONG_ROW(T) elements or more: a statistics pass,
+ * then y = exp(x - m) / d in one more pass (two exps per element, x read
+ * twice, y written once), rather than storing exp(x - m_segment) and
+ * scaling it in a third pass (one exp, but y then goes to memory and back,
+ * or to a far cache). Measured (1 thread, Zen 5, 32 MB L3), float32 rows
+ * of 4M: 0.81x the time; 2M (x and y in L3) 1.0x; 1M 1.2x; float64 rows of
+ * 4M 0.91x, 2M 1.07x: the threshold was 3M elements. On a Zen 4 (1 MB L2,
+ * 32 MB L3; A/B, cold, against that): float32 rows of 2M 0.76-0.8x the time
+ * (avx512 and avx2), 1.8M 0.79-1.0x, 1.25M-1.5M 0.99-1.05x, 1M 1.0-1.08x,
+ * float64 at avx512 (its exp of lsm_vexp_core_f64_) rows of 2M 0.85x, 1M
+ * 0.92-0.93x, 750K-900K 0.94-0.99x, 500K 1.0x: so rows of 6 MB and more
+ * (1.5M float32, 768K float64); float64 at avx2 (the portable exp) rows of
+ * 2M 1.0x, 1M 1.29x, and it keeps 3M elements. */
+#define LSM_LONG_ROW(T)                                                        \
+    (sizeof(T) == 4 || LSM_HAVE_VEXP_f64                                       \
+         ? ((ptrdiff_t)6 << 20) / (ptrdiff_t)sizeof(T)                         \
+         : (ptrdiff_t)3 << 20)
 /* Rows of LSM_SPLIT_MIN elements or more compute their statistics in blocks
  * of at least LSM_SPLIT_BLOCK elements (at most LSM_SPLIT_MAX blocks, in
  * whole chunks), each block its own state, merged in order: a fixed split,

@@ -2875,7 +2875,7 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         lsm_nt_fence_();
         return;
     }
-    if (op == 0 && n < LSM_LONG_ROW) { /* softmax: row_softmax_ */
+    if (op == 0 && n < LSM_LONG_ROW(T)) { /* softmax: row_softmax_ */
         const int mid =
             FN(mid_rows_)(n, inner, xs) && FN(mid_rows_)(n, inner, ys);
         /* streaming: the terms go to scr (in L2), then y gets them scaled,
@@ -3007,7 +3007,7 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     }
     const ptrdiff_t rows = outer * inner, streams = op == 2 ? 2 : 1;
     const int nt = FN(stream_)(rows * n);
-    if (n >= LSM_SPLIT_MIN && (op != 0 || n >= LSM_LONG_ROW) &&
+    if (n >= LSM_SPLIT_MIN && (op != 0 || n >= LSM_LONG_ROW(T)) &&
         rows < lsm_get_num_threads()) {
         /* fewer long rows than threads: each row's statistics blocks, then
          * its output chunks, shared (the same values as rowwise_range_) */

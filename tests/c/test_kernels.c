@@ -828,6 +828,9 @@ static void check_all(void) {
         }
     }
     data_offset = 0;
+    /* streamed float32 softmax rows of 64-256 KB: the two-exp pass (output
+     * of 8 MiB and more, so streamed at the default threshold) */
+    check_layout(70, 32000, 1, 0, 0);
     /* an axis long enough that a column block's inputs exceed
      * LSM_COL_BLOCK_CACHE (4 MB: n > 4096 float32, 8192 float64): the
      * output pass of log_softmax and the JVP row by row over the whole

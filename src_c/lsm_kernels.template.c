@@ -1414,8 +1414,7 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
             } else {
                 FN(cols_row_vexp_)(ru, NULL, sh, rr, cc, tt, w, 0);
             }
-            continue;
-#endif
+#else
             if (q0) {
                 const T *restrict qu = q0 + j * vs;
 #pragma omp simd
@@ -1440,6 +1439,7 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                     cc[k] += at_max ? (T)1 : (T)0;
                 }
             }
+#endif
         }
 #pragma omp simd
         for (ptrdiff_t k = 0; k < w; k++) {
@@ -3259,11 +3259,10 @@ static void FN(cols_out_rows_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
  * 0.84-0.87x, float64 (16, 16384) to (3000, 1000) 0.82-0.93x, the JVP
  * 0.87-1.0x; float32 log_softmax of narrow rows ((3000, 1000), (4000, 800):
  * three or four blocks across) 1.02-1.08x, the one loss. (On a Zen 3, the
- * rows were chosen for
- * every size: 0.70-0.86x the time of the blocks for the float32 JVP of
- * (2048, 4096).) softmax (an exp in its output pass) keeps its blocks.
- * col_params_ is inlined always: out of line, the float32 softmax blocks
- * took 1.27x the time. */
+ * rows were chosen for every size: 0.70-0.86x the time of the blocks for
+ * the float32 JVP of (2048, 4096).) softmax (an exp in its output pass)
+ * keeps its blocks. col_params_ is inlined always: out of line, the float32
+ * softmax blocks took 1.27x the time. */
 static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
                         const T *x, const ptrdiff_t xs[3], const T *v,
                         const ptrdiff_t vs[3], T *y, const ptrdiff_t ys[3],

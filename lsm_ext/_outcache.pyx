@@ -2,8 +2,8 @@
 """Output buffers of lsm_ext's NumPy path, allocated through a small cache
 (see _outcache.h): a loop over arrays of one shape reuses the blocks of the
 outputs it has dropped instead of paying the operating system's page faults
-for fresh ones. Outputs of 1 MiB or more start on a 64-byte boundary, or at
-their input's offset from one (see _outcache.h)."""
+for fresh ones. Outputs of 1 MiB or more start on a page boundary, or at
+their input's offset from a 64-byte line past one (see _outcache.h)."""
 
 import os
 
@@ -78,9 +78,9 @@ def set_output_cache(nbytes):
     `nbytes` in all (the oldest blocks go first), and handed back to the next
     output of the same size, which then costs no page faults. ``0`` turns the
     cache off and frees what it holds. Outputs of 1 MiB or more start on a
-    64-byte boundary or at their input's offset from one, whichever the
-    kernels write faster, either way. The default is 256 MiB, or the
-    environment variable ``LSM_EXT_OUTPUT_CACHE_MB`` read at import.
+    page boundary or at their input's offset from a 64-byte line past one,
+    whichever the kernels write faster, either way. The default is 256 MiB,
+    or the environment variable ``LSM_EXT_OUTPUT_CACHE_MB`` read at import.
 
     Returns the previous limit in bytes.
     """

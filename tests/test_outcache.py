@@ -131,7 +131,8 @@ def test_large_outputs_start_where_the_kernels_write_fastest(cache, limit, offse
     """Outputs start at the input's offset from a cache line where the kernels
     run fastest so (column blocks, which are cut to the input's lines; the
     VJP; the float32 log_softmax and JVP), else on a line (softmax, the
-    float64 log_softmax and JVP); see _core.output_at_input."""
+    float64 log_softmax and JVP); see _core.output_at_input. That offset is
+    also their offset into a page."""
     lx.set_output_cache(limit)
     x = _at_offset((512, 1024), np.float32, offset)  # 2 MiB outputs
     x64 = _at_offset((256, 1024), np.float64, offset)
@@ -153,6 +154,10 @@ def test_large_outputs_start_where_the_kernels_write_fastest(cache, limit, offse
         ]
         assert [_offset(y) for y in on_line] == [0] * len(on_line)
         assert [_offset(y) for y in at_input] == [offset] * len(at_input)
+        # and no further into their page (a little further than the input
+        # would put the stores where its next loads are: see _outcache.h)
+        pages = [y.__array_interface__["data"][0] % 4096 for y in on_line + at_input]
+        assert pages == [0] * len(on_line) + [offset] * len(at_input)
         assert_allclose(on_line[0], sc.softmax(x, axis=-1), rtol=1e-5, atol=1e-30)
         assert_allclose(at_input[0], sc.log_softmax(x, axis=-1), rtol=1e-5, atol=1e-5)
         assert_allclose(at_input[-3], sc.log_softmax(x, axis=0), rtol=1e-5, atol=1e-5)

@@ -1303,42 +1303,13 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
  * 0.89-0.98x). float64 into L2 took 0.94-1.18x, and stays in L1. */
 static int FN(cols_l2_)(void) { return sizeof(T) == 4; }
 
-#if HAVE_VEXP
-/* The exp loop of cols_stats_ over one row segment ru of w columns, with
- * lsm_vexpsum_f64_ (the same terms and adds as the loops there, and the
- * same special values): t = exp(ru - sh) into rr, or into cc (a count of
- * 1) where ru is at its column's shift unless below; t * qu into tt where
- * qu. */
+/* the per-lane sums of the short-row path (below), which cols_stats_ uses
+ * for a row segment of columns at the AVX-512 level */
 static LSM_ALWAYS_INLINE void
-FN(cols_row_vexp_)(const T *restrict ru, const T *restrict qu,
-                   const T *restrict sh, T *restrict rr, T *restrict cc,
-                   T *restrict tt, ptrdiff_t w, int below) {
-    for (ptrdiff_t k = 0; k < w; k += 8) {
-        const __mmask8 km = lsm_lanes8_(w - k);
-        const __m512d x = _mm512_maskz_loadu_pd(km, ru + k);
-        const __m512d sv = _mm512_maskz_loadu_pd(km, sh + k);
-        const __m512d t = lsm_vexpsum_f64_(_mm512_sub_pd(x, sv));
-        const __m512d r0 = _mm512_maskz_loadu_pd(km, rr + k);
-        if (below) {
-            _mm512_mask_storeu_pd(rr + k, km, _mm512_add_pd(r0, t));
-        } else {
-            const __mmask8 at = _mm512_cmp_pd_mask(x, sv, _CMP_EQ_OQ);
-            const __m512d c0 = _mm512_maskz_loadu_pd(km, cc + k);
-            _mm512_mask_storeu_pd(
-                cc + k, km,
-                _mm512_mask_add_pd(c0, at, c0, _mm512_set1_pd(1.0)));
-            _mm512_mask_storeu_pd(rr + k, km,
-                                  _mm512_mask_add_pd(r0, (__mmask8)~at, r0, t));
-        }
-        if (qu) {
-            const __m512d t0 = _mm512_maskz_loadu_pd(km, tt + k);
-            _mm512_mask_storeu_pd(
-                tt + k, km,
-                _mm512_fmadd_pd(t, _mm512_maskz_loadu_pd(km, qu + k), t0));
-        }
-    }
-}
-#endif
+    FN(short_sums_)(ptrdiff_t R, const T *restrict xj, const T *restrict vj,
+                    T *restrict yj, const T *restrict m, T *restrict c,
+                    T *restrict rest, T *restrict tv, int hv, int sm,
+                    int first);
 
 /* Online per-column statistics of a block of w <= LSM_COLS(T) columns (rows
  * s apart from base; v at vbase, rows vs apart, or NULL): per column m, c,
@@ -1407,12 +1378,13 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                 }
             }
 #if HAVE_VEXP
+            /* lsm_vexpsum_f64_, the same terms and adds (where below, no
+             * entry is at its column's shift, and the counts stay) */
             if (q0) {
-                FN(cols_row_vexp_)(ru, q0 + j * vs, sh, rr, cc, tt, w, 0);
-            } else if (below) {
-                FN(cols_row_vexp_)(ru, NULL, sh, rr, cc, tt, w, 1);
+                FN(short_sums_)
+                (w, ru, q0 + j * vs, NULL, sh, cc, rr, tt, 1, 0, 0);
             } else {
-                FN(cols_row_vexp_)(ru, NULL, sh, rr, cc, tt, w, 0);
+                FN(short_sums_)(w, ru, NULL, NULL, sh, cc, rr, tt, 0, 0, 0);
             }
 #else
             if (q0) {

@@ -3071,6 +3071,14 @@ static LSM_ALWAYS_INLINE void FN(col_params_)(int op, ptrdiff_t n, ptrdiff_t w,
     }
 }
 
+/* Whether `streams` arrays of a column block (LSM_COLS(T) columns down an
+ * axis of n) fit in LSM_COL_BLOCK_CACHE: the block's passes after the first
+ * then read it from the cache (colwise_, colwise_range_). */
+static int FN(col_block_fits_)(ptrdiff_t n, ptrdiff_t streams) {
+    return streams * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <=
+           LSM_COL_BLOCK_CACHE;
+}
+
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
  * stride 1 along inner). */
 static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
@@ -3088,8 +3096,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
         T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-        if (op == 0 && sizeof(T) == 8 &&
-            2 * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <= LSM_COL_BLOCK_CACHE) {
+        if (op == 0 && sizeof(T) == 8 && FN(col_block_fits_)(n, 2)) {
             /* float64 softmax with one exp per element: y written, then
              * scaled, where the block's x and y fit LSM_COL_BLOCK_CACHE.
              * A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)): 0.80x
@@ -3242,10 +3249,8 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     const FN(colblocks_) L = FN(col_layout_)(x, outer, xs[0], inner);
     const int nt = FN(stream_)(outer * n * inner);
     const ptrdiff_t N = outer * inner;
-    const ptrdiff_t block_bytes =
-        LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n * (op == 2 ? 2 : 1);
     T *P = op != 0 && (v == NULL || (y != v && dy != x)) &&
-                   block_bytes > LSM_COL_BLOCK_CACHE &&
+                   !FN(col_block_fits_)(n, op == 2 ? 2 : 1) &&
                    inner * (ptrdiff_t)sizeof(T) >= LSM_COL_BYTES &&
                    N <= LSM_COL_PARAMS / (4 * (ptrdiff_t)sizeof(T))
                ? (T *)malloc(4 * (size_t)N * sizeof(T))

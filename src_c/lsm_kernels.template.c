@@ -272,6 +272,23 @@ static LSM_ALWAYS_INLINE void FN(vec_stats_)(__m512d a, __m512d e, STATS *st) {
     st->rest += rest;
 }
 
+/* The hint of step i of an 8-lane float64 loop (one 64-byte line a step)
+ * for the next chunk's pfn elements at pf (NULL: none): hints spread over
+ * the loop, one a step, rather than prefetch_part_'s burst before it. A
+ * burst of LSM_SUB elements (128 lines of float64 at avx512) held the core
+ * while the hints waited for miss buffers (perf: ~10% of the pass on the
+ * hint loop). l2: into L2 only. */
+static LSM_ALWAYS_INLINE void FN(vec_hint_)(const T *pf, ptrdiff_t pfn,
+                                            ptrdiff_t i, int l2) {
+    if (pf && i < pfn) {
+        if (l2) {
+            LSM_PREFETCH_L2(pf + i);
+        } else {
+            LSM_PREFETCH(pf + i, 0);
+        }
+    }
+}
+
 /* One step of sumexp_vec_: the elements [i, i + 8) of lanes k (the others
  * read as x = -inf, v = 0: terms 0, not stored). */
 static LSM_ALWAYS_INLINE void
@@ -313,17 +330,21 @@ FN(sumexp_vec_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
  * sumexp_short_ (so sumexp_block_ and sumexp_v_block_) and pair_sums_
  * call it for blocks of any length.
  * xn (NULL: none): the max of its elements [i, i + 8) for the full steps
- * i with i + 8 <= nn is also taken into mx (chunk_sumexp_max_). */
+ * i with i + 8 <= nn is also taken into mx (chunk_sumexp_max_).
+ * pf and pfv (NULL: none): each full step i with i < pfn hints the line at
+ * pf + i (and pfv + i) into L1 (vec_hint_). */
 static LSM_ALWAYS_INLINE void
 FN(sumexp_vec_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
                 ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
                 int has_prev, int hv, const T *restrict xn, ptrdiff_t nn,
-                __m512d *mx) {
+                __m512d *mx, const T *pf, const T *pfv, ptrdiff_t pfn) {
     const __m512d vm = _mm512_set1_pd(m);
     __m512d a = _mm512_setzero_pd(), e = a, f = a;
     ptrdiff_t i = j0;
     const __mmask8 all8 = 0xff;
     for (; i + 8 <= j1; i += 8) {
+        FN(vec_hint_)(pf, pfn, i, 0);
+        FN(vec_hint_)(pfv, pfn, i, 0);
         FN(sumexp_vec_step_)(x, v, i, all8, vm, &a, &e, &f, p, has_prev, hv);
         if (xn && i + 8 <= nn) {
             *mx = _mm512_max_pd(_mm512_loadu_pd(xn + i), *mx);
@@ -388,7 +409,8 @@ FN(sumexp_short_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     const T qp = has_prev && hv ? p->q : 0;
 #if HAVE_VEXP
     (void)xp, (void)vp, (void)yp, (void)dyp, (void)mp, (void)lp, (void)qp;
-    FN(sumexp_vec_)(x, v, j0, j1, m, st, p, has_prev, hv, NULL, 0, NULL);
+    FN(sumexp_vec_)
+    (x, v, j0, j1, m, st, p, has_prev, hv, NULL, 0, NULL, NULL, NULL, 0);
     return;
 #endif
     T a[LN], e[LN], f[LN];
@@ -494,9 +516,19 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
                               const FN(pending_) * p) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
-        FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         /* a streamed pending row is not fused: the sums, then its stores */
         const int fused = p && !p->nt;
+#if HAVE_VEXP /* sumexp_block_'s loop, with the hints spread over it */
+        (void)below;
+        if (fused) {
+            FN(sumexp_vec_)
+            (x, NULL, j0, j1, m, st, p, 1, 0, NULL, 0, NULL, pf, NULL, pfn);
+        } else {
+            FN(sumexp_vec_)
+            (x, NULL, j0, j1, m, st, p, 0, 0, NULL, 0, NULL, pf, NULL, pfn);
+        }
+#else
+        FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         if (below && fused) {
             FN(sumexp_block_)(x, j0, j1, m, st, p, 1, 1, NULL, NULL);
         } else if (below) {
@@ -506,6 +538,7 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
         } else {
             FN(sumexp_block_)(x, j0, j1, m, st, p, 0, 0, NULL, NULL);
         }
+#endif
         if (p && p->nt) {
             const FN(pending_) pj = FN(pending_at_)(p, j0);
             FN(chunk_log_softmax_)(pj.x, j1 - j0, pj.m, pj.l, pj.y, 1);
@@ -530,9 +563,11 @@ static T FN(chunk_sumexp_max_)(const T *restrict x, const T *restrict v,
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         if (v) {
-            FN(sumexp_vec_)(x, v, j0, j1, m, st, NULL, 0, 1, xn, nn, &mx);
+            FN(sumexp_vec_)
+            (x, v, j0, j1, m, st, NULL, 0, 1, xn, nn, &mx, NULL, NULL, 0);
         } else {
-            FN(sumexp_vec_)(x, NULL, j0, j1, m, st, NULL, 0, 0, xn, nn, &mx);
+            FN(sumexp_vec_)
+            (x, NULL, j0, j1, m, st, NULL, 0, 0, xn, nn, &mx, NULL, NULL, 0);
         }
     }
     const ptrdiff_t done = (n < nn ? n : nn) / 8 * 8;
@@ -639,6 +674,15 @@ static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
                                 const FN(pending_) * p) {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
+#if HAVE_VEXP /* sumexp_v_block_'s loop, with the hints spread over it */
+        if (p) {
+            FN(sumexp_vec_)
+            (x, v, j0, j1, m, st, p, 1, 1, NULL, 0, NULL, pf, pfv, pfn);
+        } else {
+            FN(sumexp_vec_)
+            (x, v, j0, j1, m, st, p, 0, 1, NULL, 0, NULL, pf, pfv, pfn);
+        }
+#else
         FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         FN(prefetch_part_)(pfv, pfn, j0, j1, 0);
         if (p) {
@@ -646,6 +690,7 @@ static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
         } else {
             FN(sumexp_v_block_)(x, v, j0, j1, m, st, p, 0, NULL, NULL);
         }
+#endif
     }
 }
 
@@ -2575,13 +2620,14 @@ static void FN(jvp_pair_)(const T *x0, const T *x1, const T *v0, const T *v1,
  * terms added to st. With chunk_softmax_'s loop (the output pass of rows
  * of LSM_LONG_ROW and more), A/B (1 thread, Zen 4, cold, avx512, two
  * runs): softmax of float64 rows of 256 to 8M 0.88-0.97x the time. */
-static LSM_ALWAYS_INLINE void FN(softmax_terms_vec_)(const T *restrict x,
-                                                     T *restrict y,
-                                                     ptrdiff_t j0, ptrdiff_t j1,
-                                                     T m, STATS *st) {
+static LSM_ALWAYS_INLINE void
+FN(softmax_terms_vec_)(const T *restrict x, T *restrict y, ptrdiff_t j0,
+                       ptrdiff_t j1, T m, STATS *st, const T *pf, ptrdiff_t pfn,
+                       int l2) {
     const __m512d vm = _mm512_set1_pd(m);
     __m512d cc = _mm512_setzero_pd(), rr = cc;
     for (ptrdiff_t i = j0; i < j1; i += 8) {
+        FN(vec_hint_)(pf, pfn, i, l2);
         const __mmask8 k = lsm_lanes8_(j1 - i);
         const __m512d xv = _mm512_maskz_loadu_pd(k, x + i);
         const __m512d t = lsm_vexpneg_f64_(_mm512_sub_pd(xv, vm));
@@ -2646,11 +2692,11 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
              * others, so that terms below ulp(1) still reach the sum */
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {
                 const ptrdiff_t j1 = len - j0 < LSM_SUB ? len : j0 + LSM_SUB;
-                FN(prefetch_part_)(px, pn, j0, j1, l2);
 #if HAVE_VEXP
-                FN(softmax_terms_vec_)(xc, yc, j0, j1, m, &st);
+                FN(softmax_terms_vec_)(xc, yc, j0, j1, m, &st, px, pn, l2);
                 continue;
 #endif
+                FN(prefetch_part_)(px, pn, j0, j1, l2);
                 T cc = 0, rr = 0;
 #pragma omp simd reduction(+ : cc, rr)
                 for (ptrdiff_t i = j0; i < j1; i++) {

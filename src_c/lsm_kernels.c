@@ -321,6 +321,69 @@ static inline __m512d lsm_vexpneg_f64_(__m512d d) {
                          _mm512_set1_pd(0x1p-1000));
 }
 #endif
+#if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
+/* Rows of 8 float32, two to a vector, G vectors at a time (each step
+ * over the G vectors side by side, so that the core has G independent
+ * chains in flight rather than one long one): each row's max and sum
+ * across its 256-bit half by three swaps (adjacent lanes, pairs, 128-bit
+ * halves), the result in all 8 lanes of the row. */
+#define LSM_HAVE_ROW8_f32 1
+/* The mask of the first min(left, 16) lanes (left > 0). */
+static inline __mmask16 lsm_lanes16_(ptrdiff_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+#define LSM_ROW8_G 8
+static LSM_ALWAYS_INLINE void lsm_row8_max_(__m512 *a) {
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        a[g] = _mm512_max_ps(a[g], _mm512_permute_ps(a[g], 0xB1));
+    }
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        a[g] = _mm512_max_ps(a[g], _mm512_permute_ps(a[g], 0x4E));
+    }
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        a[g] = _mm512_max_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1));
+    }
+}
+static LSM_ALWAYS_INLINE void lsm_row8_sum_(__m512 *a) {
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        a[g] = _mm512_add_ps(a[g], _mm512_permute_ps(a[g], 0xB1));
+    }
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        a[g] = _mm512_add_ps(a[g], _mm512_permute_ps(a[g], 0x4E));
+    }
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        a[g] = _mm512_add_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1));
+    }
+}
+/* u = e^d 2^64 for d = x - m <= 0 (d clamped to -104, where exp rounds to
+ * 0 once divided by the sum of u), as lsm_expneg_mul_f32 without its last
+ * multiply: Cody-Waite reduction and the degree-6 polynomial of
+ * lsm_exp_poly_f32. */
+static LSM_ALWAYS_INLINE void lsm_row8_exp64_(const __m512 *d, __m512 *u) {
+    const __m512 sh = _mm512_set1_ps(0x1.8p23f + 191.0f);
+    __m512 r[LSM_ROW8_G], kf[LSM_ROW8_G], sc[LSM_ROW8_G], p[LSM_ROW8_G];
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        r[g] = _mm512_max_ps(_mm512_set1_ps(-104.0f), d[g]);
+        kf[g] = _mm512_fmadd_ps(r[g], _mm512_set1_ps(0x1.715476p+0f), sh);
+        sc[g] = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_castps_si512(kf[g]), 23));
+        kf[g] = _mm512_sub_ps(kf[g], sh);
+        r[g] = _mm512_fnmadd_ps(kf[g], _mm512_set1_ps(0x1.63p-1f), r[g]);
+        r[g] = _mm512_fmadd_ps(kf[g], _mm512_set1_ps(0x1.bd0106p-13f), r[g]);
+        p[g] = _mm512_set1_ps(0x1.6d9968p-10f);
+    }
+    static const float c[6] = {0x1.123dd6p-7f, 0x1.55547cp-5f, 0x1.55548ap-3f,
+                               0x1.0p-1f,      1.0f,           1.0f};
+    for (int j = 0; j < 6; j++) {
+        for (int g = 0; g < LSM_ROW8_G; g++) {
+            p[g] = _mm512_fmadd_ps(p[g], r[g], _mm512_set1_ps(c[j]));
+        }
+    }
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        u[g] = _mm512_mul_ps(p[g], sc[g]);
+    }
+}
+#endif
 /* Transposes of square tiles: K rows of K elements at a (row i at a + i *
  * as) into K columns at b (element j of row i at b[j * bs + i]). The short
  * row path's block transposes are built from them (transpose_): GCC's code
@@ -447,6 +510,10 @@ static inline void lsm_nt_fence_(void) {}
         }                                                                      \
     } while (0)
 
+#ifndef LSM_HAVE_ROW8_f32
+#define LSM_HAVE_ROW8_f32 0
+#endif
+#define LSM_HAVE_ROW8_f64 0
 #ifndef LSM_HAVE_VEXP_f64
 #define LSM_HAVE_VEXP_f64 0
 #endif

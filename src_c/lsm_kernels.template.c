@@ -40,6 +40,7 @@
 #define NT_LINE LSM_CAT(lsm_nt_line_, LSM_CAT(LSM_SFX, _))
 /* 1 where the build has an explicitly vectorised exp for T's sum terms */
 #define HAVE_VEXP LSM_CAT(LSM_HAVE_VEXP_, LSM_SFX)
+#define HAVE_ROW8 LSM_CAT(LSM_HAVE_ROW8_, LSM_SFX)
 #define T_INF ((T)INFINITY)
 /* the most elements of a short block (short_per_block_) */
 #define SHORT_MAX (sizeof(T) == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK)
@@ -1941,6 +1942,125 @@ FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n, const T *restrict x,
     }
 }
 
+#if HAVE_ROW8
+static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
+                             ptrdiff_t sy, T *restrict bx, T *restrict by,
+                             const T *nx, int nt, T *scr);
+
+/* softmax of `rows` rows of 8 float32 at x (at most 2 LSM_ROW8_G; two to
+ * a vector, into o: lanes past the rows read as 0 and give rows of 1/8),
+ * in registers: no transposes. The outputs are u / sum u (one rounding).
+ * A row with a max of +-inf or nan takes row_softmax_ (the IEEE answers
+ * of scipy.special). */
+static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
+                                              ptrdiff_t rows, __m512 *o) {
+    enum { G = LSM_ROW8_G };
+    __m512 xv[G], m[G];
+    __mmask16 bad[G], any = 0;
+    for (int g = 0; g < G; g++) {
+        const ptrdiff_t left = 8 * rows - 16 * g;
+        xv[g] = rows == 2 * G ? _mm512_loadu_ps(x + 16 * g)
+                : left <= 0
+                    ? _mm512_setzero_ps()
+                    : _mm512_maskz_loadu_ps(lsm_lanes16_(left), x + 16 * g);
+        m[g] = xv[g];
+    }
+    lsm_row8_max_(m);
+    for (int g = 0; g < G; g++) {
+        bad[g] = _mm512_fpclass_ps_mask(m[g], 0x99); /* nan, +-inf */
+        any |= bad[g];
+        m[g] = _mm512_sub_ps(xv[g], m[g]);
+    }
+    __m512 u[G], s[G];
+    lsm_row8_exp64_(m, u);
+    for (int g = 0; g < G; g++) {
+        s[g] = u[g];
+    }
+    lsm_row8_sum_(s);
+    for (int g = 0; g < G; g++) {
+        o[g] = _mm512_div_ps(u[g], s[g]);
+    }
+    if (any) {
+        for (int g = 0; g < G; g++) {
+            for (int h = 0; h < 2; h++) {
+                if (bad[g] >> (8 * h) & 1) {
+                    T t[16], bx[8], by[8];
+                    FN(row_softmax_)
+                    (x + 16 * g + 8 * h, 1, 8, t + 8 * h, 1, bx, by, NULL, 0,
+                     NULL);
+                    o[g] = _mm512_mask_loadu_ps(
+                        o[g], (__mmask16)(0xffu << (8 * h)), t);
+                }
+            }
+        }
+    }
+}
+
+/* softmax of R rows of 8 float32 (back to back at x) into y (may be x):
+ * with streaming stores when nt, each 64-byte line of y put together from
+ * two vectors of results by one permute. */
+static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
+    enum { G = LSM_ROW8_G };
+    const ptrdiff_t K = R / (2 * G);
+    ptrdiff_t k = 0;
+    __m512 o[G];
+    if (nt && K > 1) {
+        /* y + h: the first 64-byte boundary; line j of y from there is
+         * vector j's lanes h..15 then vector j + 1's lanes 0..h-1 */
+        const int h = (int)((64 - (uintptr_t)y % 64) % 64 / sizeof(T));
+        const __m512i idx =
+            _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                               11, 12, 13, 14, 15),
+                             _mm512_set1_epi32(h));
+        FN(row8_pairs_)(x, 2 * G, o);
+        _mm512_mask_storeu_ps(y, (__mmask16)((1u << h) - 1u), o[0]);
+        __m512 prev = o[0];
+        T *yl = y + h; /* the next line to store */
+        for (int g = 1; g < G; g++) {
+            _mm512_stream_ps(yl, _mm512_permutex2var_ps(prev, idx, o[g]));
+            yl += 16;
+            prev = o[g];
+        }
+        for (k = 1; k < K && h == 0; k++) { /* y on a line: no permutes */
+            FN(row8_pairs_)(x + 16 * G * k, 2 * G, o);
+            _mm512_stream_ps(yl, prev);
+            for (int g = 0; g < G - 1; g++) {
+                _mm512_stream_ps(yl + 16 * (g + 1), o[g]);
+            }
+            yl += 16 * G;
+            prev = o[G - 1];
+        }
+        for (; k < K; k++) {
+            FN(row8_pairs_)(x + 16 * G * k, 2 * G, o);
+            for (int g = 0; g < G; g++) {
+                _mm512_stream_ps(yl, _mm512_permutex2var_ps(prev, idx, o[g]));
+                yl += 16;
+                prev = o[g];
+            }
+        }
+        _mm512_mask_storeu_ps(yl - h, (__mmask16)(0xffffu << h), prev);
+        lsm_nt_fence_();
+    }
+    for (; k < K; k++) {
+        FN(row8_pairs_)(x + 16 * G * k, 2 * G, o);
+        for (int g = 0; g < G; g++) {
+            _mm512_storeu_ps(y + 16 * (G * k + g), o[g]);
+        }
+    }
+    const ptrdiff_t done = 2 * G * K;
+    if (done < R) { /* the last rows, fewer than 2 G */
+        FN(row8_pairs_)(x + 8 * done, R - done, o);
+        for (int g = 0; g < G; g++) {
+            const ptrdiff_t left = 8 * (R - done) - 16 * g;
+            if (left > 0) {
+                _mm512_mask_storeu_ps(y + 8 * done + 16 * g, lsm_lanes16_(left),
+                                      o[g]);
+            }
+        }
+    }
+}
+#endif
+
 /* log_softmax (v, dy NULL) or its JVP of R short rows packed back to back
  * (as short_block_), each row statistic spread over the row's elements
  * ("expanded") so that every step is one flat SIMD loop over the block; the
@@ -2150,6 +2270,14 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
      * thread, Zen 4, cold, 8M elements) float32 rows of 4-64 0.73-0.97x the
      * time, float64 0.8-0.89x, avx512 and avx2 alike (it was 1.03x at rows
      * of 8 without the prefetches, Zen 3). */
+#if HAVE_ROW8
+    if (op == 0 && n == 8) {
+        const int nt = FN(stream_)(outer * n);
+        LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n,
+                   FN(row8_softmax_)(hi_ - lo_, x + lo_ * n, y + lo_ * n, nt));
+        return;
+    }
+#endif
     if (op < 3 && !FN(short_flat_)(op, n) && FN(stream_)(outer * n)) {
         LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n,
                    FN(short_rows_stream_)(op, lo_, hi_, n, x, v, y, dy));

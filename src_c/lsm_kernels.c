@@ -322,44 +322,113 @@ static inline __m512d lsm_vexpneg_f64_(__m512d d) {
 }
 #endif
 #if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
-/* Rows of 8 float32, two to a vector, G vectors at a time (each step
+/* Rows of 8 elements in 512-bit vectors (row8_softmax_): two float32 rows
+ * or one float64 row to a vector, LSM_ROW8_G vectors at a time (each step
  * over the G vectors side by side, so that the core has G independent
- * chains in flight rather than one long one): each row's max and sum
- * across its 256-bit half by three swaps (adjacent lanes, pairs, 128-bit
- * halves), the result in all 8 lanes of the row. */
+ * chains in flight rather than one long one). Each row's max and sum by
+ * three swaps within its 8 lanes (adjacent lanes, pairs, halves), the
+ * result in all 8 lanes of the row. The vector operations under one name
+ * per type (lsm_v_NAME_f32, lsm_v_NAME_f64) for the template. */
 #define LSM_HAVE_ROW8_f32 1
-/* The mask of the first min(left, 16) lanes (left > 0). */
-static inline __mmask16 lsm_lanes16_(ptrdiff_t left) {
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-}
+#define LSM_HAVE_ROW8_f64 1
 #define LSM_ROW8_G 8
-static LSM_ALWAYS_INLINE void lsm_row8_max_(__m512 *a) {
-    for (int g = 0; g < LSM_ROW8_G; g++) {
-        a[g] = _mm512_max_ps(a[g], _mm512_permute_ps(a[g], 0xB1));
-    }
-    for (int g = 0; g < LSM_ROW8_G; g++) {
-        a[g] = _mm512_max_ps(a[g], _mm512_permute_ps(a[g], 0x4E));
-    }
-    for (int g = 0; g < LSM_ROW8_G; g++) {
-        a[g] = _mm512_max_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1));
-    }
+typedef __m512 lsm_v_f32;
+typedef __m512d lsm_v_f64;
+typedef __mmask16 lsm_m_f32;
+typedef __mmask8 lsm_m_f64;
+/* the first min(left, lanes) lanes (left > 0) */
+static inline unsigned lsm_v_lanes_f32(ptrdiff_t left) {
+    return left >= 16 ? 0xffffu : (1u << left) - 1u;
 }
-static LSM_ALWAYS_INLINE void lsm_row8_sum_(__m512 *a) {
-    for (int g = 0; g < LSM_ROW8_G; g++) {
-        a[g] = _mm512_add_ps(a[g], _mm512_permute_ps(a[g], 0xB1));
+static inline unsigned lsm_v_lanes_f64(ptrdiff_t left) {
+    return left >= 8 ? 0xffu : (1u << left) - 1u;
+}
+#define LSM_V_OPS(S, V, M, PS)                                                 \
+    static inline V lsm_v_loadu_##S(const void *p) {                           \
+        return _mm512_loadu_##PS(p);                                           \
+    }                                                                          \
+    static inline V lsm_v_maskz_loadu_##S(unsigned k, const void *p) {         \
+        return _mm512_maskz_loadu_##PS((M)k, p);                               \
+    }                                                                          \
+    static inline V lsm_v_mask_loadu_##S(V a, unsigned k, const void *p) {     \
+        return _mm512_mask_loadu_##PS(a, (M)k, p);                             \
+    }                                                                          \
+    static inline V lsm_v_zero_##S(void) { return _mm512_setzero_##PS(); }     \
+    static inline V lsm_v_sub_##S(V a, V b) { return _mm512_sub_##PS(a, b); }  \
+    static inline V lsm_v_div_##S(V a, V b) { return _mm512_div_##PS(a, b); }  \
+    /* lanes that are nan or +-inf */                                          \
+    static inline M lsm_v_bad_##S(V a) {                                       \
+        return _mm512_fpclass_##PS##_mask(a, 0x99);                            \
+    }                                                                          \
+    static inline void lsm_v_storeu_##S(void *p, V a) {                        \
+        _mm512_storeu_##PS(p, a);                                              \
+    }                                                                          \
+    static inline void lsm_v_mask_storeu_##S(void *p, unsigned k, V a) {       \
+        _mm512_mask_storeu_##PS(p, (M)k, a);                                   \
+    }                                                                          \
+    static inline void lsm_v_stream_##S(void *p, V a) {                        \
+        _mm512_stream_##PS(p, a);                                              \
     }
-    for (int g = 0; g < LSM_ROW8_G; g++) {
-        a[g] = _mm512_add_ps(a[g], _mm512_permute_ps(a[g], 0x4E));
-    }
-    for (int g = 0; g < LSM_ROW8_G; g++) {
-        a[g] = _mm512_add_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1));
-    }
+LSM_V_OPS(f32, __m512, __mmask16, ps)
+LSM_V_OPS(f64, __m512d, __mmask8, pd)
+/* the lanes h, h + 1, ... of a then b (h < lanes; idx from lsm_v_idx_*) */
+static inline __m512i lsm_v_idx_f32(int h) {
+    return _mm512_add_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(h));
+}
+static inline __m512i lsm_v_idx_f64(int h) {
+    return _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                            _mm512_set1_epi64(h));
+}
+static inline __m512 lsm_v_shift_f32(__m512 a, __m512i idx, __m512 b) {
+    return _mm512_permutex2var_ps(a, idx, b);
+}
+static inline __m512d lsm_v_shift_f64(__m512d a, __m512i idx, __m512d b) {
+    return _mm512_permutex2var_pd(a, idx, b);
+}
+/* The three swaps of a row's 8 lanes (OP: max or add). */
+#define LSM_ROW8_SWAPS_f32(OP, a)                                              \
+    do {                                                                       \
+        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
+            a[g] = OP##_ps(a[g], _mm512_permute_ps(a[g], 0xB1));               \
+        }                                                                      \
+        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
+            a[g] = OP##_ps(a[g], _mm512_permute_ps(a[g], 0x4E));               \
+        }                                                                      \
+        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
+            a[g] = OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1));      \
+        }                                                                      \
+    } while (0)
+#define LSM_ROW8_SWAPS_f64(OP, a)                                              \
+    do {                                                                       \
+        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
+            a[g] = OP##_pd(a[g], _mm512_permute_pd(a[g], 0x55));               \
+        }                                                                      \
+        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
+            a[g] = OP##_pd(a[g], _mm512_permutex_pd(a[g], 0x4E));              \
+        }                                                                      \
+        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
+            a[g] = OP##_pd(a[g], _mm512_shuffle_f64x2(a[g], a[g], 0x4E));      \
+        }                                                                      \
+    } while (0)
+static LSM_ALWAYS_INLINE void lsm_row8_max_f32(__m512 *a) {
+    LSM_ROW8_SWAPS_f32(_mm512_max, a);
+}
+static LSM_ALWAYS_INLINE void lsm_row8_sum_f32(__m512 *a) {
+    LSM_ROW8_SWAPS_f32(_mm512_add, a);
+}
+static LSM_ALWAYS_INLINE void lsm_row8_max_f64(__m512d *a) {
+    LSM_ROW8_SWAPS_f64(_mm512_max, a);
+}
+static LSM_ALWAYS_INLINE void lsm_row8_sum_f64(__m512d *a) {
+    LSM_ROW8_SWAPS_f64(_mm512_add, a);
 }
 /* u = e^d 2^64 for d = x - m <= 0 (d clamped to -104, where exp rounds to
  * 0 once divided by the sum of u), as lsm_expneg_mul_f32 without its last
  * multiply: Cody-Waite reduction and the degree-6 polynomial of
  * lsm_exp_poly_f32. */
-static LSM_ALWAYS_INLINE void lsm_row8_exp64_(const __m512 *d, __m512 *u) {
+static LSM_ALWAYS_INLINE void lsm_row8_exp64_f32(const __m512 *d, __m512 *u) {
     const __m512 sh = _mm512_set1_ps(0x1.8p23f + 191.0f);
     __m512 r[LSM_ROW8_G], kf[LSM_ROW8_G], sc[LSM_ROW8_G], p[LSM_ROW8_G];
     for (int g = 0; g < LSM_ROW8_G; g++) {
@@ -381,6 +450,14 @@ static LSM_ALWAYS_INLINE void lsm_row8_exp64_(const __m512 *d, __m512 *u) {
     }
     for (int g = 0; g < LSM_ROW8_G; g++) {
         u[g] = _mm512_mul_ps(p[g], sc[g]);
+    }
+}
+/* u = e^d 2^64 for d = x - m <= 0 by lsm_vexp_core_f64_ (bias 1023 + 64:
+ * normal down to d = -746, where exp rounds to 0 once divided by the sum) */
+static LSM_ALWAYS_INLINE void lsm_row8_exp64_f64(const __m512d *d, __m512d *u) {
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        u[g] = lsm_vexp_core_f64_(_mm512_max_pd(_mm512_set1_pd(-746.0), d[g]),
+                                  1087.0);
     }
 }
 #endif
@@ -513,7 +590,9 @@ static inline void lsm_nt_fence_(void) {}
 #ifndef LSM_HAVE_ROW8_f32
 #define LSM_HAVE_ROW8_f32 0
 #endif
+#ifndef LSM_HAVE_ROW8_f64
 #define LSM_HAVE_ROW8_f64 0
+#endif
 #ifndef LSM_HAVE_VEXP_f64
 #define LSM_HAVE_VEXP_f64 0
 #endif

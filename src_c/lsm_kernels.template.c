@@ -1947,118 +1947,121 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
                              ptrdiff_t sy, T *restrict bx, T *restrict by,
                              const T *nx, int nt, T *scr);
 
-/* softmax of `rows` rows of 8 float32 at x (at most 2 LSM_ROW8_G; two to
- * a vector, into o: lanes past the rows read as 0 and give rows of 1/8),
- * in registers: no transposes. The outputs are u / sum u (one rounding).
- * A row with a max of +-inf or nan takes row_softmax_ (the IEEE answers
- * of scipy.special). */
+#define V LSM_CAT(lsm_v_, LSM_SFX)
+#define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
+#define ROW8F(name) LSM_CAT(LSM_CAT(lsm_row8_, name), LSM_CAT(_, LSM_SFX))
+/* softmax of `rows` rows of 8 at x (at most LSM_ROW8_G vectors' worth; P
+ * rows to a vector, into o: lanes past the rows read as 0 and give rows of
+ * 1/8), in registers: no transposes. The outputs are u / sum u (one
+ * rounding). A row with a max of +-inf or nan takes row_softmax_ (the IEEE
+ * answers of scipy.special). */
 static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
-                                              ptrdiff_t rows, __m512 *o) {
-    enum { G = LSM_ROW8_G };
-    __m512 xv[G], m[G];
-    __mmask16 bad[G], any = 0;
+                                              ptrdiff_t rows, V *o) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T), P = L / 8 };
+    V xv[G], m[G];
+    LSM_CAT(lsm_m_, LSM_SFX) any = 0;
     for (int g = 0; g < G; g++) {
-        const ptrdiff_t left = 8 * rows - 16 * g;
-        xv[g] = rows == 2 * G ? _mm512_loadu_ps(x + 16 * g)
-                : left <= 0
-                    ? _mm512_setzero_ps()
-                    : _mm512_maskz_loadu_ps(lsm_lanes16_(left), x + 16 * g);
+        const ptrdiff_t left = 8 * rows - L * g;
+        xv[g] = rows == P * G ? VF(loadu)(x + L * g)
+                : left <= 0   ? VF(zero)()
+                              : VF(maskz_loadu)(VF(lanes)(left), x + L * g);
         m[g] = xv[g];
     }
-    lsm_row8_max_(m);
+    ROW8F(max)(m);
     for (int g = 0; g < G; g++) {
-        bad[g] = _mm512_fpclass_ps_mask(m[g], 0x99); /* nan, +-inf */
-        any |= bad[g];
-        m[g] = _mm512_sub_ps(xv[g], m[g]);
+        any |= VF(bad)(m[g]);
+        m[g] = VF(sub)(xv[g], m[g]);
     }
-    __m512 u[G], s[G];
-    lsm_row8_exp64_(m, u);
+    V u[G], s[G];
+    ROW8F(exp64)(m, u);
     for (int g = 0; g < G; g++) {
         s[g] = u[g];
     }
-    lsm_row8_sum_(s);
+    ROW8F(sum)(s);
     for (int g = 0; g < G; g++) {
-        o[g] = _mm512_div_ps(u[g], s[g]);
+        o[g] = VF(div)(u[g], s[g]);
     }
-    if (any) {
+    if (any) { /* rare: which rows, found again */
         for (int g = 0; g < G; g++) {
-            for (int h = 0; h < 2; h++) {
-                if (bad[g] >> (8 * h) & 1) {
-                    T t[16], bx[8], by[8];
+            for (int h = 0; h < P && P * g + h < rows; h++) {
+                const T *xr = x + L * g + 8 * h;
+                T mr = -T_INF;
+                for (int j = 0; j < 8; j++) {
+                    mr = xr[j] > mr || xr[j] != xr[j] ? xr[j] : mr;
+                }
+                if (!(mr > -T_INF && mr < T_INF)) {
+                    T t[L], bx[8], by[8];
                     FN(row_softmax_)
-                    (x + 16 * g + 8 * h, 1, 8, t + 8 * h, 1, bx, by, NULL, 0,
-                     NULL);
-                    o[g] = _mm512_mask_loadu_ps(
-                        o[g], (__mmask16)(0xffu << (8 * h)), t);
+                    (xr, 1, 8, t + 8 * h, 1, bx, by, NULL, 0, NULL);
+                    o[g] = VF(mask_loadu)(o[g], 0xffu << (8 * h), t);
                 }
             }
         }
     }
 }
 
-/* softmax of R rows of 8 float32 (back to back at x) into y (may be x):
- * with streaming stores when nt, each 64-byte line of y put together from
- * two vectors of results by one permute. */
+/* softmax of R rows of 8 (back to back at x) into y (may be x): with
+ * streaming stores when nt, each 64-byte line of y put together from two
+ * vectors of results by one permute (none when y starts on a line). */
 static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
-    enum { G = LSM_ROW8_G };
-    const ptrdiff_t K = R / (2 * G);
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T), P = L / 8 };
+    const ptrdiff_t K = R / (P * G);
     ptrdiff_t k = 0;
-    __m512 o[G];
+    V o[G];
     if (nt && K > 1) {
         /* y + h: the first 64-byte boundary; line j of y from there is
-         * vector j's lanes h..15 then vector j + 1's lanes 0..h-1 */
+         * vector j's lanes h.. then vector j + 1's lanes ..h-1 */
         const int h = (int)((64 - (uintptr_t)y % 64) % 64 / sizeof(T));
-        const __m512i idx =
-            _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
-                                               11, 12, 13, 14, 15),
-                             _mm512_set1_epi32(h));
-        FN(row8_pairs_)(x, 2 * G, o);
-        _mm512_mask_storeu_ps(y, (__mmask16)((1u << h) - 1u), o[0]);
-        __m512 prev = o[0];
+        const __m512i idx = VF(idx)(h);
+        FN(row8_pairs_)(x, P * G, o);
+        VF(mask_storeu)(y, (1u << h) - 1u, o[0]);
+        V prev = o[0];
         T *yl = y + h; /* the next line to store */
         for (int g = 1; g < G; g++) {
-            _mm512_stream_ps(yl, _mm512_permutex2var_ps(prev, idx, o[g]));
-            yl += 16;
+            VF(stream)(yl, VF(shift)(prev, idx, o[g]));
+            yl += L;
             prev = o[g];
         }
         for (k = 1; k < K && h == 0; k++) { /* y on a line: no permutes */
-            FN(row8_pairs_)(x + 16 * G * k, 2 * G, o);
-            _mm512_stream_ps(yl, prev);
+            FN(row8_pairs_)(x + L * G * k, P * G, o);
+            VF(stream)(yl, prev);
             for (int g = 0; g < G - 1; g++) {
-                _mm512_stream_ps(yl + 16 * (g + 1), o[g]);
+                VF(stream)(yl + L * (g + 1), o[g]);
             }
-            yl += 16 * G;
+            yl += L * G;
             prev = o[G - 1];
         }
         for (; k < K; k++) {
-            FN(row8_pairs_)(x + 16 * G * k, 2 * G, o);
+            FN(row8_pairs_)(x + L * G * k, P * G, o);
             for (int g = 0; g < G; g++) {
-                _mm512_stream_ps(yl, _mm512_permutex2var_ps(prev, idx, o[g]));
-                yl += 16;
+                VF(stream)(yl, VF(shift)(prev, idx, o[g]));
+                yl += L;
                 prev = o[g];
             }
         }
-        _mm512_mask_storeu_ps(yl - h, (__mmask16)(0xffffu << h), prev);
+        VF(mask_storeu)(yl - h, VF(lanes)(L) & ~((1u << h) - 1u), prev);
         lsm_nt_fence_();
     }
     for (; k < K; k++) {
-        FN(row8_pairs_)(x + 16 * G * k, 2 * G, o);
+        FN(row8_pairs_)(x + L * G * k, P * G, o);
         for (int g = 0; g < G; g++) {
-            _mm512_storeu_ps(y + 16 * (G * k + g), o[g]);
+            VF(storeu)(y + L * (G * k + g), o[g]);
         }
     }
-    const ptrdiff_t done = 2 * G * K;
-    if (done < R) { /* the last rows, fewer than 2 G */
+    const ptrdiff_t done = P * G * K;
+    if (done < R) { /* the last rows, fewer than P G */
         FN(row8_pairs_)(x + 8 * done, R - done, o);
         for (int g = 0; g < G; g++) {
-            const ptrdiff_t left = 8 * (R - done) - 16 * g;
+            const ptrdiff_t left = 8 * (R - done) - L * g;
             if (left > 0) {
-                _mm512_mask_storeu_ps(y + 8 * done + 16 * g, lsm_lanes16_(left),
-                                      o[g]);
+                VF(mask_storeu)(y + 8 * done + L * g, VF(lanes)(left), o[g]);
             }
         }
     }
 }
+#undef V
+#undef VF
+#undef ROW8F
 #endif
 
 /* log_softmax (v, dy NULL) or its JVP of R short rows packed back to back

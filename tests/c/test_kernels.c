@@ -555,85 +555,92 @@ static void check_stream(void) {
           lsm_get_stream_bytes());
 }
 
-/* softmax of float32 rows of 8 (two rows to a vector at AVX-512): the
- * output at each of the 16 offsets from a cache line, streamed and plain,
- * in place, and each row alone give the same bits, for row counts around
- * the groups of 16 rows, with special rows (+inf, nan, all -inf) among
- * regular ones (some with -inf entries); every regular row within
- * 4 max(1, |x - m|) eps of a float64 reference, special rows nan as
+/* softmax of rows of 8 (at AVX-512 two float32 rows or one float64 row to a
+ * vector): the output at each of 16 offsets from a cache line, streamed and
+ * plain, in place, and each row alone give the same bits, for row counts
+ * around the groups of 8 vectors, with special rows (+inf, nan, all -inf)
+ * among regular ones (some with -inf entries); every regular row within
+ * 4 max(1, |x - m|) eps of a long double reference, special rows nan as
  * scipy.special gives them. */
-static void check_rows8(void) {
-    const ptrdiff_t stream0 = lsm_get_stream_bytes();
-    const ptrdiff_t counts[] = {1, 2, 3, 15, 16, 17, 31, 33, 50, 1001};
-    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
-        const ptrdiff_t R = counts[c], N = 8 * R, s[3] = {8, 1, 1};
-        float *x = malloc(sizeof(float) * (size_t)N);
-        float *a = malloc(sizeof(float) * (size_t)(N + 32));
-        float *b = malloc(sizeof(float) * (size_t)(N + 32));
-        float *one = malloc(sizeof(float) * (size_t)N);
-        for (ptrdiff_t i = 0; i < N; i++) {
-            x[i] = (float)(6 * nrand());
-        }
-        if (R > 3) {
-            x[8 * 1 + 3] = -INFINITY; /* regular, with a -inf entry */
-            x[8 * 2 + 5] = INFINITY;  /* special: softmax nan */
-            x[8 * (R - 2) + 7] = NAN; /* nan row */
-            for (int j = 0; j < 8; j++) {
-                x[8 * (R / 2) + j] = -INFINITY; /* all -inf: nan */
-            }
-            x[8 * (R - 1)] = 90.0f; /* far above the rest of its row */
-        }
-        for (ptrdiff_t r = 0; r < R; r++) {
-            lsm_softmax_f32(1, 8, 1, x + 8 * r, s, one + 8 * r, s);
-        }
-        int bad = 0, inacc = 0;
-        for (ptrdiff_t r = 0; r < R; r++) {
-            double m = -INFINITY, sum = 0;
-            for (int j = 0; j < 8; j++) {
-                m = x[8 * r + j] > m ? x[8 * r + j] : m;
-            }
-            for (int j = 0; j < 8; j++) {
-                sum += exp((double)x[8 * r + j] - m);
-            }
-            const int special = !(m > -INFINITY && m < INFINITY) || sum != sum;
-            for (int j = 0; j < 8; j++) {
-                /* x - m in float32 (the kernels' first step) is exact
-                 * within a rounding of |x - m|: its condition */
-                const double d = x[8 * r + j] - m, want = exp(d) / sum;
-                const double k = 4 * (fabs(d) > 1 ? fabs(d) : 1);
-                const double got = one[8 * r + j];
-                inacc |=
-                    special
-                        ? !isnan(got)
-                        : !(got == want || /* 0 for x = -inf */
-                            fabs(got - want) <= k * 0x1p-24 * want + 0x1p-149);
-            }
-        }
-        CHECK(!inacc,
-              "rows of 8: %td rows alone within 4 eps |x - m|, specials nan",
-              R);
-        for (int off = 0; off < 16; off++) {
-            lsm_set_stream_bytes(-1);
-            lsm_softmax_f32(R, 8, 1, x, s, a + off, s);
-            lsm_set_stream_bytes(0);
-            lsm_softmax_f32(R, 8, 1, x, s, b + off, s);
-            bad |= memcmp(a + off, one, sizeof(float) * (size_t)N) != 0;
-            bad |= memcmp(b + off, one, sizeof(float) * (size_t)N) != 0;
-            memcpy(b + off, x, sizeof(float) * (size_t)N);
-            lsm_softmax_f32(R, 8, 1, b + off, s, b + off, s);
-            bad |= memcmp(b + off, one, sizeof(float) * (size_t)N) != 0;
-        }
-        lsm_set_stream_bytes(stream0);
-        CHECK(!bad,
-              "rows of 8: %td rows streamed, plain and in place at 16 "
-              "offsets give each row's bits",
-              R);
-        free(x);
-        free(a);
-        free(b);
-        free(one);
+#define DEFINE_CHECK_ROWS8(T, SFX, EPS, TINY)                                  \
+    static void check_rows8_##SFX(void) {                                      \
+        const ptrdiff_t stream0 = lsm_get_stream_bytes();                      \
+        const ptrdiff_t counts[] = {1, 2, 3, 15, 16, 17, 31, 33, 50, 1001};    \
+        for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {        \
+            const ptrdiff_t R = counts[c], N = 8 * R, s[3] = {8, 1, 1};        \
+            T *x = malloc(sizeof(T) * (size_t)N);                              \
+            T *a = malloc(sizeof(T) * (size_t)(N + 32));                       \
+            T *b = malloc(sizeof(T) * (size_t)(N + 32));                       \
+            T *one = malloc(sizeof(T) * (size_t)N);                            \
+            for (ptrdiff_t i = 0; i < N; i++) {                                \
+                x[i] = (T)(6 * nrand());                                       \
+            }                                                                  \
+            if (R > 3) {                                                       \
+                x[8 * 1 + 3] = -INFINITY; /* regular, with a -inf entry */     \
+                x[8 * 2 + 5] = INFINITY;  /* special: softmax nan */           \
+                x[8 * (R - 2) + 7] = NAN; /* nan row */                        \
+                for (int j = 0; j < 8; j++) {                                  \
+                    x[8 * (R / 2) + j] = -INFINITY; /* all -inf: nan */        \
+                }                                                              \
+                x[8 * (R - 1)] = (T)90; /* far above the rest of its row */    \
+            }                                                                  \
+            for (ptrdiff_t r = 0; r < R; r++) {                                \
+                lsm_softmax_##SFX(1, 8, 1, x + 8 * r, s, one + 8 * r, s);      \
+            }                                                                  \
+            int bad = 0, inacc = 0;                                            \
+            for (ptrdiff_t r = 0; r < R; r++) {                                \
+                long double m = -INFINITY, sum = 0;                            \
+                for (int j = 0; j < 8; j++) {                                  \
+                    m = x[8 * r + j] > m ? x[8 * r + j] : m;                   \
+                }                                                              \
+                for (int j = 0; j < 8; j++) {                                  \
+                    sum += expl((long double)x[8 * r + j] - m);                \
+                }                                                              \
+                const int special =                                            \
+                    !(m > -INFINITY && m < INFINITY) || sum != sum;            \
+                for (int j = 0; j < 8; j++) {                                  \
+                    /* x - m in T32 (the kernels' first step) is exact         \
+                     * within a rounding of |x - m|: its condition */          \
+                    const long double d = x[8 * r + j] - m,                    \
+                                      want = expl(d) / sum;                    \
+                    const long double k = 4 * (fabsl(d) > 1 ? fabsl(d) : 1);   \
+                    const long double got = one[8 * r + j];                    \
+                    inacc |=                                                   \
+                        special                                                \
+                            ? !isnan(got)                                      \
+                            : !(got == want || /* 0 for x = -inf */            \
+                                fabsl(got - want) <= k * EPS * want + TINY);   \
+                }                                                              \
+            }                                                                  \
+            CHECK(!inacc,                                                      \
+                  #SFX " rows of 8: %td rows alone within 4 eps |x - m|, "     \
+                       "specials nan",                                         \
+                  R);                                                          \
+            for (int off = 0; off < 16; off++) {                               \
+                lsm_set_stream_bytes(-1);                                      \
+                lsm_softmax_##SFX(R, 8, 1, x, s, a + off, s);                  \
+                lsm_set_stream_bytes(0);                                       \
+                lsm_softmax_##SFX(R, 8, 1, x, s, b + off, s);                  \
+                bad |= memcmp(a + off, one, sizeof(T) * (size_t)N) != 0;       \
+                bad |= memcmp(b + off, one, sizeof(T) * (size_t)N) != 0;       \
+                memcpy(b + off, x, sizeof(T) * (size_t)N);                     \
+                lsm_softmax_##SFX(R, 8, 1, b + off, s, b + off, s);            \
+                bad |= memcmp(b + off, one, sizeof(T) * (size_t)N) != 0;       \
+            }                                                                  \
+            lsm_set_stream_bytes(stream0);                                     \
+            CHECK(!bad,                                                        \
+                  #SFX                                                         \
+                  " rows of 8: %td rows streamed, plain and in place at 16 "   \
+                  "offsets give each row's bits",                              \
+                  R);                                                          \
+            free(x);                                                           \
+            free(a);                                                           \
+            free(b);                                                           \
+            free(one);                                                         \
+        }                                                                      \
     }
-}
+DEFINE_CHECK_ROWS8(float, f32, 0x1p-24, 0x1p-149)
+DEFINE_CHECK_ROWS8(double, f64, 0x1p-53, 0x1p-1074)
 
 static void check_threads(void) {
     const ptrdiff_t shapes[][4] = {
@@ -940,7 +947,8 @@ static void check_all(void) {
     check_softmax_tail();
     check_args();
     check_in_place();
-    check_rows8();
+    check_rows8_f32();
+    check_rows8_f64();
     check_pipeline();
     check_threads();
 }

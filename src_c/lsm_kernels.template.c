@@ -509,6 +509,26 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
     }
 }
 
+#if HAVE_VEXP
+/* sumexp_vec_ over [j0, j1) with the hints for the next chunk (pf, pfv:
+ * pfn elements) spread over its loop, and pending row p's output when
+ * has_prev: a loop of its own for each has_prev (hv constant where it is
+ * inlined). */
+static LSM_ALWAYS_INLINE void
+FN(sumexp_hinted_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
+                   ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
+                   int has_prev, int hv, const T *pf, const T *pfv,
+                   ptrdiff_t pfn) {
+    if (has_prev) {
+        FN(sumexp_vec_)
+        (x, v, j0, j1, m, st, p, 1, hv, NULL, 0, NULL, pf, pfv, pfn);
+    } else {
+        FN(sumexp_vec_)
+        (x, v, j0, j1, m, st, p, 0, hv, NULL, 0, NULL, pf, pfv, pfn);
+    }
+}
+#endif
+
 /* c += #(x == m), rest += sum exp(x - m) over x != m (nan propagates);
  * below: the chunk's own max is below m. When p is given (not NULL), also
  * writes pending row p's log_softmax over the same n elements. */
@@ -521,13 +541,7 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
         const int fused = p && !p->nt;
 #if HAVE_VEXP /* sumexp_block_'s loop, with the hints spread over it */
         (void)below;
-        if (fused) {
-            FN(sumexp_vec_)
-            (x, NULL, j0, j1, m, st, p, 1, 0, NULL, 0, NULL, pf, NULL, pfn);
-        } else {
-            FN(sumexp_vec_)
-            (x, NULL, j0, j1, m, st, p, 0, 0, NULL, 0, NULL, pf, NULL, pfn);
-        }
+        FN(sumexp_hinted_)(x, NULL, j0, j1, m, st, p, fused, 0, pf, NULL, pfn);
 #else
         FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         if (below && fused) {
@@ -676,13 +690,7 @@ static void FN(chunk_sumexp_v_)(const T *restrict x, const T *restrict v,
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
 #if HAVE_VEXP /* sumexp_v_block_'s loop, with the hints spread over it */
-        if (p) {
-            FN(sumexp_vec_)
-            (x, v, j0, j1, m, st, p, 1, 1, NULL, 0, NULL, pf, pfv, pfn);
-        } else {
-            FN(sumexp_vec_)
-            (x, v, j0, j1, m, st, p, 0, 1, NULL, 0, NULL, pf, pfv, pfn);
-        }
+        FN(sumexp_hinted_)(x, v, j0, j1, m, st, p, p != NULL, 1, pf, pfv, pfn);
 #else
         FN(prefetch_part_)(pf, pfn, j0, j1, 0);
         FN(prefetch_part_)(pfv, pfn, j0, j1, 0);

@@ -322,13 +322,14 @@ static inline __m512d lsm_vexpneg_f64_(__m512d d) {
 }
 #endif
 #if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
-/* Rows of 8 elements in 512-bit vectors (row8_softmax_): two float32 rows
- * or one float64 row to a vector, LSM_ROW8_G vectors at a time (each step
- * over the G vectors side by side, so that the core has G independent
- * chains in flight rather than one long one). Each row's max and sum by
- * three swaps within its 8 lanes (adjacent lanes, pairs, halves), the
- * result in all 8 lanes of the row. The vector operations under one name
- * per type (lsm_v_NAME_f32, lsm_v_NAME_f64) for the template. */
+/* Short rows in 512-bit vectors (row8_softmax_): rows of 8 (two float32 rows
+ * or one float64 row to a vector), of 4 (four or two) and float32 rows of 16
+ * (one), LSM_ROW8_G vectors at a time (each step over the G vectors side by
+ * side, so that the core has G independent chains in flight rather than one
+ * long one). Each row's max and sum by log2(row length) swaps within its
+ * lanes (adjacent lanes, pairs, halves), the result in all lanes of the row.
+ * The vector operations under one name per type (lsm_v_NAME_f32,
+ * lsm_v_NAME_f64) for the template. */
 #define LSM_HAVE_ROW8_f32 1
 #define LSM_HAVE_ROW8_f64 1
 #define LSM_ROW8_G 8
@@ -387,42 +388,45 @@ static inline __m512 lsm_v_shift_f32(__m512 a, __m512i idx, __m512 b) {
 static inline __m512d lsm_v_shift_f64(__m512d a, __m512i idx, __m512d b) {
     return _mm512_permutex2var_pd(a, idx, b);
 }
-/* The three swaps of a row's 8 lanes (OP: max or add). */
-#define LSM_ROW8_SWAPS_f32(OP, a)                                              \
+/* The swaps of a row's K lanes (K = 4, 8 or 16; OP: max or add): adjacent
+ * lanes, pairs, then 128-bit and 256-bit halves as K needs. */
+#define LSM_ROW8_STEP(a, EXPR)                                                 \
+    for (int g = 0; g < LSM_ROW8_G; g++) {                                     \
+        a[g] = EXPR;                                                           \
+    }
+#define LSM_ROW8_SWAPS_f32(OP, a, K)                                           \
     do {                                                                       \
-        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
-            a[g] = OP##_ps(a[g], _mm512_permute_ps(a[g], 0xB1));               \
+        LSM_ROW8_STEP(a, OP##_ps(a[g], _mm512_permute_ps(a[g], 0xB1)))         \
+        LSM_ROW8_STEP(a, OP##_ps(a[g], _mm512_permute_ps(a[g], 0x4E)))         \
+        if ((K) >= 8) {                                                        \
+            LSM_ROW8_STEP(                                                     \
+                a, OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1)))      \
         }                                                                      \
-        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
-            a[g] = OP##_ps(a[g], _mm512_permute_ps(a[g], 0x4E));               \
-        }                                                                      \
-        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
-            a[g] = OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1));      \
+        if ((K) >= 16) {                                                       \
+            LSM_ROW8_STEP(                                                     \
+                a, OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0x4E)))      \
         }                                                                      \
     } while (0)
-#define LSM_ROW8_SWAPS_f64(OP, a)                                              \
+#define LSM_ROW8_SWAPS_f64(OP, a, K)                                           \
     do {                                                                       \
-        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
-            a[g] = OP##_pd(a[g], _mm512_permute_pd(a[g], 0x55));               \
-        }                                                                      \
-        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
-            a[g] = OP##_pd(a[g], _mm512_permutex_pd(a[g], 0x4E));              \
-        }                                                                      \
-        for (int g = 0; g < LSM_ROW8_G; g++) {                                 \
-            a[g] = OP##_pd(a[g], _mm512_shuffle_f64x2(a[g], a[g], 0x4E));      \
+        LSM_ROW8_STEP(a, OP##_pd(a[g], _mm512_permute_pd(a[g], 0x55)))         \
+        LSM_ROW8_STEP(a, OP##_pd(a[g], _mm512_permutex_pd(a[g], 0x4E)))        \
+        if ((K) >= 8) {                                                        \
+            LSM_ROW8_STEP(                                                     \
+                a, OP##_pd(a[g], _mm512_shuffle_f64x2(a[g], a[g], 0x4E)))      \
         }                                                                      \
     } while (0)
-static LSM_ALWAYS_INLINE void lsm_row8_max_f32(__m512 *a) {
-    LSM_ROW8_SWAPS_f32(_mm512_max, a);
+static LSM_ALWAYS_INLINE void lsm_row8_max_f32(__m512 *a, int K) {
+    LSM_ROW8_SWAPS_f32(_mm512_max, a, K);
 }
-static LSM_ALWAYS_INLINE void lsm_row8_sum_f32(__m512 *a) {
-    LSM_ROW8_SWAPS_f32(_mm512_add, a);
+static LSM_ALWAYS_INLINE void lsm_row8_sum_f32(__m512 *a, int K) {
+    LSM_ROW8_SWAPS_f32(_mm512_add, a, K);
 }
-static LSM_ALWAYS_INLINE void lsm_row8_max_f64(__m512d *a) {
-    LSM_ROW8_SWAPS_f64(_mm512_max, a);
+static LSM_ALWAYS_INLINE void lsm_row8_max_f64(__m512d *a, int K) {
+    LSM_ROW8_SWAPS_f64(_mm512_max, a, K);
 }
-static LSM_ALWAYS_INLINE void lsm_row8_sum_f64(__m512d *a) {
-    LSM_ROW8_SWAPS_f64(_mm512_add, a);
+static LSM_ALWAYS_INLINE void lsm_row8_sum_f64(__m512d *a, int K) {
+    LSM_ROW8_SWAPS_f64(_mm512_add, a, K);
 }
 /* u = e^d 2^64 for d = x - m <= 0 (d clamped to -104, where exp rounds to
  * 0 once divided by the sum of u), as lsm_expneg_mul_f32 without its last

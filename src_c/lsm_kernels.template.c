@@ -1958,24 +1958,26 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
 #define V LSM_CAT(lsm_v_, LSM_SFX)
 #define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
 #define ROW8F(name) LSM_CAT(LSM_CAT(lsm_row8_, name), LSM_CAT(_, LSM_SFX))
-/* softmax of `rows` rows of 8 at x (at most LSM_ROW8_G vectors' worth; P
- * rows to a vector, into o: lanes past the rows read as 0 and give rows of
- * 1/8), in registers: no transposes. The outputs are u / sum u (one
- * rounding). A row with a max of +-inf or nan takes row_softmax_ (the IEEE
- * answers of scipy.special). */
+/* softmax of `rows` rows of w (4, 8 or 16 elements, a constant where it is
+ * inlined) at x (at most LSM_ROW8_G vectors' worth; P rows to a vector,
+ * into o: lanes past the rows read as 0 and give rows of 1/w), in
+ * registers: no transposes. The outputs are u / sum u (one rounding). A
+ * row with a max of +-inf or nan takes row_softmax_ (the IEEE answers of
+ * scipy.special). */
 static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
-                                              ptrdiff_t rows, V *o) {
-    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T), P = L / 8 };
+                                              ptrdiff_t rows, V *o, int w) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    const int P = L / w;
     V xv[G], m[G];
     LSM_CAT(lsm_m_, LSM_SFX) any = 0;
     for (int g = 0; g < G; g++) {
-        const ptrdiff_t left = 8 * rows - L * g;
+        const ptrdiff_t left = w * rows - L * g;
         xv[g] = rows == P * G ? VF(loadu)(x + L * g)
                 : left <= 0   ? VF(zero)()
                               : VF(maskz_loadu)(VF(lanes)(left), x + L * g);
         m[g] = xv[g];
     }
-    ROW8F(max)(m);
+    ROW8F(max)(m, w);
     for (int g = 0; g < G; g++) {
         any |= VF(bad)(m[g]);
         m[g] = VF(sub)(xv[g], m[g]);
@@ -1985,34 +1987,37 @@ static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
     for (int g = 0; g < G; g++) {
         s[g] = u[g];
     }
-    ROW8F(sum)(s);
+    ROW8F(sum)(s, w);
     for (int g = 0; g < G; g++) {
         o[g] = VF(div)(u[g], s[g]);
     }
     if (any) { /* rare: which rows, found again */
         for (int g = 0; g < G; g++) {
             for (int h = 0; h < P && P * g + h < rows; h++) {
-                const T *xr = x + L * g + 8 * h;
+                const T *xr = x + L * g + w * h;
                 T mr = -T_INF;
-                for (int j = 0; j < 8; j++) {
+                for (int j = 0; j < w; j++) {
                     mr = xr[j] > mr || xr[j] != xr[j] ? xr[j] : mr;
                 }
                 if (!(mr > -T_INF && mr < T_INF)) {
-                    T t[L], bx[8], by[8];
+                    T t[L], bx[16], by[16];
                     FN(row_softmax_)
-                    (xr, 1, 8, t + 8 * h, 1, bx, by, NULL, 0, NULL);
-                    o[g] = VF(mask_loadu)(o[g], 0xffu << (8 * h), t);
+                    (xr, 1, w, t + w * h, 1, bx, by, NULL, 0, NULL);
+                    o[g] = VF(mask_loadu)(o[g], ((1u << w) - 1u) << (w * h), t);
                 }
             }
         }
     }
 }
 
-/* softmax of R rows of 8 (back to back at x) into y (may be x): with
- * streaming stores when nt, each 64-byte line of y put together from two
- * vectors of results by one permute (none when y starts on a line). */
-static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
-    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T), P = L / 8 };
+/* softmax of R rows of w (4, 8 or 16; back to back at x) into y (may be
+ * x): with streaming stores when nt, each 64-byte line of y put together
+ * from two vectors of results by one permute (none when y starts on a
+ * line). */
+static LSM_ALWAYS_INLINE void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y,
+                                                int nt, int w) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    const int P = L / w;
     const ptrdiff_t K = R / (P * G);
     ptrdiff_t k = 0;
     V o[G];
@@ -2021,7 +2026,7 @@ static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
          * vector j's lanes h.. then vector j + 1's lanes ..h-1 */
         const int h = (int)((64 - (uintptr_t)y % 64) % 64 / sizeof(T));
         const __m512i idx = VF(idx)(h);
-        FN(row8_pairs_)(x, P * G, o);
+        FN(row8_pairs_)(x, P * G, o, w);
         VF(mask_storeu)(y, (1u << h) - 1u, o[0]);
         V prev = o[0];
         T *yl = y + h; /* the next line to store */
@@ -2031,7 +2036,7 @@ static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
             prev = o[g];
         }
         for (k = 1; k < K && h == 0; k++) { /* y on a line: no permutes */
-            FN(row8_pairs_)(x + L * G * k, P * G, o);
+            FN(row8_pairs_)(x + L * G * k, P * G, o, w);
             VF(stream)(yl, prev);
             for (int g = 0; g < G - 1; g++) {
                 VF(stream)(yl + L * (g + 1), o[g]);
@@ -2040,7 +2045,7 @@ static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
             prev = o[G - 1];
         }
         for (; k < K; k++) {
-            FN(row8_pairs_)(x + L * G * k, P * G, o);
+            FN(row8_pairs_)(x + L * G * k, P * G, o, w);
             for (int g = 0; g < G; g++) {
                 VF(stream)(yl, VF(shift)(prev, idx, o[g]));
                 yl += L;
@@ -2051,20 +2056,46 @@ static void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y, int nt) {
         lsm_nt_fence_();
     }
     for (; k < K; k++) {
-        FN(row8_pairs_)(x + L * G * k, P * G, o);
+        FN(row8_pairs_)(x + L * G * k, P * G, o, w);
         for (int g = 0; g < G; g++) {
             VF(storeu)(y + L * (G * k + g), o[g]);
         }
     }
     const ptrdiff_t done = P * G * K;
     if (done < R) { /* the last rows, fewer than P G */
-        FN(row8_pairs_)(x + 8 * done, R - done, o);
+        FN(row8_pairs_)(x + w * done, R - done, o, w);
         for (int g = 0; g < G; g++) {
-            const ptrdiff_t left = 8 * (R - done) - L * g;
+            const ptrdiff_t left = w * (R - done) - L * g;
             if (left > 0) {
-                VF(mask_storeu)(y + 8 * done + L * g, VF(lanes)(left), o[g]);
+                VF(mask_storeu)(y + w * done + L * g, VF(lanes)(left), o[g]);
             }
         }
+    }
+}
+
+/* Whether softmax of rows of n takes row8_softmax_: float32 rows of 4, 8
+ * and 16, float64 rows of 4 and 8 (a row within one vector). */
+static int FN(row8_n_)(ptrdiff_t n) {
+    return n == 4 || n == 8 || (sizeof(T) == 4 && n == 16);
+}
+
+/* row8_softmax_ with its row length a constant, a function each */
+static void FN(row8_softmax4_)(ptrdiff_t R, const T *x, T *y, int nt) {
+    FN(row8_softmax_)(R, x, y, nt, 4);
+}
+static void FN(row8_softmax8_)(ptrdiff_t R, const T *x, T *y, int nt) {
+    FN(row8_softmax_)(R, x, y, nt, 8);
+}
+static void FN(row8_softmax16_)(ptrdiff_t R, const T *x, T *y, int nt) {
+    FN(row8_softmax_)(R, x, y, nt, 16);
+}
+static void FN(row8_run_)(ptrdiff_t R, ptrdiff_t n, const T *x, T *y, int nt) {
+    if (n == 4) {
+        FN(row8_softmax4_)(R, x, y, nt);
+    } else if (n == 8) {
+        FN(row8_softmax8_)(R, x, y, nt);
+    } else {
+        FN(row8_softmax16_)(R, x, y, nt);
     }
 }
 #undef V
@@ -2282,10 +2313,10 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
      * time, float64 0.8-0.89x, avx512 and avx2 alike (it was 1.03x at rows
      * of 8 without the prefetches, Zen 3). */
 #if HAVE_ROW8
-    if (op == 0 && n == 8) {
+    if (op == 0 && FN(row8_n_)(n)) {
         const int nt = FN(stream_)(outer * n);
         LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n,
-                   FN(row8_softmax_)(hi_ - lo_, x + lo_ * n, y + lo_ * n, nt));
+                   FN(row8_run_)(hi_ - lo_, n, x + lo_ * n, y + lo_ * n, nt));
         return;
     }
 #endif

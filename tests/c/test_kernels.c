@@ -555,19 +555,19 @@ static void check_stream(void) {
           lsm_get_stream_bytes());
 }
 
-/* softmax of rows of 8 (at AVX-512 two float32 rows or one float64 row to a
- * vector): the output at each of 16 offsets from a cache line, streamed and
- * plain, in place, and each row alone give the same bits, for row counts
- * around the groups of 8 vectors, with special rows (+inf, nan, all -inf)
- * among regular ones (some with -inf entries); every regular row within
- * 4 max(1, |x - m|) eps of a long double reference, special rows nan as
+/* softmax of rows of W = 4, 8, 16 (at AVX-512 rows of 4 and 8, and float32
+ * rows of 16, fill 512-bit vectors): the output at each of 16 offsets from a
+ * cache line, streamed and plain, in place, and each row alone give the same
+ * bits, for row counts around the groups of 8 vectors, with special rows (+inf,
+ * nan, all -inf) among regular ones (some with -inf entries); every regular row
+ * within 4 max(1, |x - m|) eps of a long double reference, special rows nan as
  * scipy.special gives them. */
 #define DEFINE_CHECK_ROWS8(T, SFX, EPS, TINY)                                  \
-    static void check_rows8_##SFX(void) {                                      \
+    static void check_rows8_##SFX(ptrdiff_t W) {                               \
         const ptrdiff_t stream0 = lsm_get_stream_bytes();                      \
         const ptrdiff_t counts[] = {1, 2, 3, 15, 16, 17, 31, 33, 50, 1001};    \
         for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {        \
-            const ptrdiff_t R = counts[c], N = 8 * R, s[3] = {8, 1, 1};        \
+            const ptrdiff_t R = counts[c], N = W * R, s[3] = {W, 1, 1};        \
             T *x = malloc(sizeof(T) * (size_t)N);                              \
             T *a = malloc(sizeof(T) * (size_t)(N + 32));                       \
             T *b = malloc(sizeof(T) * (size_t)(N + 32));                       \
@@ -576,35 +576,35 @@ static void check_stream(void) {
                 x[i] = (T)(6 * nrand());                                       \
             }                                                                  \
             if (R > 3) {                                                       \
-                x[8 * 1 + 3] = -INFINITY; /* regular, with a -inf entry */     \
-                x[8 * 2 + 5] = INFINITY;  /* special: softmax nan */           \
-                x[8 * (R - 2) + 7] = NAN; /* nan row */                        \
-                for (int j = 0; j < 8; j++) {                                  \
-                    x[8 * (R / 2) + j] = -INFINITY; /* all -inf: nan */        \
+                x[W * 1 + 3] = -INFINITY; /* regular, with a -inf entry */     \
+                x[W * 2 + 1] = INFINITY;  /* special: softmax nan */           \
+                x[W * (R - 1) - 1] = NAN; /* nan row */                        \
+                for (int j = 0; j < W; j++) {                                  \
+                    x[W * (R / 2) + j] = -INFINITY; /* all -inf: nan */        \
                 }                                                              \
-                x[8 * (R - 1)] = (T)90; /* far above the rest of its row */    \
+                x[W * (R - 1)] = (T)90; /* far above the rest of its row */    \
             }                                                                  \
             for (ptrdiff_t r = 0; r < R; r++) {                                \
-                lsm_softmax_##SFX(1, 8, 1, x + 8 * r, s, one + 8 * r, s);      \
+                lsm_softmax_##SFX(1, W, 1, x + W * r, s, one + W * r, s);      \
             }                                                                  \
             int bad = 0, inacc = 0;                                            \
             for (ptrdiff_t r = 0; r < R; r++) {                                \
                 long double m = -INFINITY, sum = 0;                            \
-                for (int j = 0; j < 8; j++) {                                  \
-                    m = x[8 * r + j] > m ? x[8 * r + j] : m;                   \
+                for (int j = 0; j < W; j++) {                                  \
+                    m = x[W * r + j] > m ? x[W * r + j] : m;                   \
                 }                                                              \
-                for (int j = 0; j < 8; j++) {                                  \
-                    sum += expl((long double)x[8 * r + j] - m);                \
+                for (int j = 0; j < W; j++) {                                  \
+                    sum += expl((long double)x[W * r + j] - m);                \
                 }                                                              \
                 const int special =                                            \
                     !(m > -INFINITY && m < INFINITY) || sum != sum;            \
-                for (int j = 0; j < 8; j++) {                                  \
+                for (int j = 0; j < W; j++) {                                  \
                     /* x - m in T32 (the kernels' first step) is exact         \
                      * within a rounding of |x - m|: its condition */          \
-                    const long double d = x[8 * r + j] - m,                    \
+                    const long double d = x[W * r + j] - m,                    \
                                       want = expl(d) / sum;                    \
                     const long double k = 4 * (fabsl(d) > 1 ? fabsl(d) : 1);   \
-                    const long double got = one[8 * r + j];                    \
+                    const long double got = one[W * r + j];                    \
                     inacc |=                                                   \
                         special                                                \
                             ? !isnan(got)                                      \
@@ -613,26 +613,26 @@ static void check_stream(void) {
                 }                                                              \
             }                                                                  \
             CHECK(!inacc,                                                      \
-                  #SFX " rows of 8: %td rows alone within 4 eps |x - m|, "     \
+                  #SFX " rows of %td: %td rows alone within 4 eps |x - m|, "   \
                        "specials nan",                                         \
-                  R);                                                          \
+                  W, R);                                                       \
             for (int off = 0; off < 16; off++) {                               \
                 lsm_set_stream_bytes(-1);                                      \
-                lsm_softmax_##SFX(R, 8, 1, x, s, a + off, s);                  \
+                lsm_softmax_##SFX(R, W, 1, x, s, a + off, s);                  \
                 lsm_set_stream_bytes(0);                                       \
-                lsm_softmax_##SFX(R, 8, 1, x, s, b + off, s);                  \
+                lsm_softmax_##SFX(R, W, 1, x, s, b + off, s);                  \
                 bad |= memcmp(a + off, one, sizeof(T) * (size_t)N) != 0;       \
                 bad |= memcmp(b + off, one, sizeof(T) * (size_t)N) != 0;       \
                 memcpy(b + off, x, sizeof(T) * (size_t)N);                     \
-                lsm_softmax_##SFX(R, 8, 1, b + off, s, b + off, s);            \
+                lsm_softmax_##SFX(R, W, 1, b + off, s, b + off, s);            \
                 bad |= memcmp(b + off, one, sizeof(T) * (size_t)N) != 0;       \
             }                                                                  \
             lsm_set_stream_bytes(stream0);                                     \
             CHECK(!bad,                                                        \
                   #SFX                                                         \
-                  " rows of 8: %td rows streamed, plain and in place at 16 "   \
+                  " rows of %td: %td rows streamed, plain and in place at 16 " \
                   "offsets give each row's bits",                              \
-                  R);                                                          \
+                  W, R);                                                       \
             free(x);                                                           \
             free(a);                                                           \
             free(b);                                                           \
@@ -947,8 +947,10 @@ static void check_all(void) {
     check_softmax_tail();
     check_args();
     check_in_place();
-    check_rows8_f32();
-    check_rows8_f64();
+    for (ptrdiff_t w = 4; w <= 16; w *= 2) {
+        check_rows8_f32(w);
+        check_rows8_f64(w);
+    }
     check_pipeline();
     check_threads();
 }

@@ -342,7 +342,7 @@ static inline unsigned lsm_v_lanes_f32(ptrdiff_t left) {
     return left >= 16 ? 0xffffu : (1u << left) - 1u;
 }
 static inline unsigned lsm_v_lanes_f64(ptrdiff_t left) {
-    return left >= 8 ? 0xffu : (1u << left) - 1u;
+    return lsm_lanes8_(left);
 }
 #define LSM_V_OPS(S, V, M, PS)                                                 \
     static inline V lsm_v_loadu_##S(const void *p) {                           \

@@ -369,6 +369,17 @@ static inline unsigned lsm_v_lanes_f64(ptrdiff_t left) {
     }                                                                          \
     static inline void lsm_v_stream_##S(void *p, V a) {                        \
         _mm512_stream_##PS(p, a);                                              \
+    }                                                                          \
+    static inline V lsm_v_mul_##S(V a, V b) { return _mm512_mul_##PS(a, b); }  \
+    static inline V lsm_v_set1_##S(double a) { return _mm512_set1_##PS(a); }   \
+    static inline M lsm_v_eq_##S(V a, V b) {                                   \
+        return _mm512_cmp_##PS##_mask(a, b, _CMP_EQ_OQ);                       \
+    }                                                                          \
+    static inline V lsm_v_maskz_mov_##S(unsigned k, V a) {                     \
+        return _mm512_maskz_mov_##PS((M)k, a);                                 \
+    }                                                                          \
+    static inline V lsm_v_mask_mov_##S(V a, unsigned k, V b) {                 \
+        return _mm512_mask_mov_##PS(a, (M)k, b);                               \
     }
 LSM_V_OPS(f32, __m512, __mmask16, ps)
 LSM_V_OPS(f64, __m512d, __mmask8, pd)
@@ -387,6 +398,28 @@ static inline __m512 lsm_v_shift_f32(__m512 a, __m512i idx, __m512 b) {
 }
 static inline __m512d lsm_v_shift_f64(__m512d a, __m512i idx, __m512d b) {
     return _mm512_permutex2var_pd(a, idx, b);
+}
+/* the lanes (j & -w) + i of a, j = 0, 1, ...: each row of w lanes (w a
+ * power of 2) filled with lane i of the row's first lane group (lsm_v_from_*;
+ * i < w) */
+static inline __m512i lsm_v_spread_f32(int w, int i) {
+    return _mm512_add_epi32(
+        _mm512_and_si512(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                           12, 13, 14, 15),
+                         _mm512_set1_epi32(-w)),
+        _mm512_set1_epi32(i));
+}
+static inline __m512i lsm_v_spread_f64(int w, int i) {
+    return _mm512_add_epi64(
+        _mm512_and_si512(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                         _mm512_set1_epi64(-w)),
+        _mm512_set1_epi64(i));
+}
+static inline __m512 lsm_v_from_f32(__m512i idx, __m512 a) {
+    return _mm512_permutexvar_ps(idx, a);
+}
+static inline __m512d lsm_v_from_f64(__m512i idx, __m512d a) {
+    return _mm512_permutexvar_pd(idx, a);
 }
 /* The swaps of a row's K lanes (K = 4, 8 or 16; OP: max or add): adjacent
  * lanes, pairs, then 128-bit and 256-bit halves as K needs. */
@@ -432,11 +465,12 @@ static LSM_ALWAYS_INLINE void lsm_row8_sum_f64(__m512d *a, int K) {
  * 0 once divided by the sum of u), as lsm_expneg_mul_f32 without its last
  * multiply: Cody-Waite reduction and the degree-6 polynomial of
  * lsm_exp_poly_f32. */
-static LSM_ALWAYS_INLINE void lsm_row8_exp64_f32(const __m512 *d, __m512 *u) {
-    const __m512 sh = _mm512_set1_ps(0x1.8p23f + 191.0f);
+static LSM_ALWAYS_INLINE void lsm_row8_exp_f32_(const __m512 *d, __m512 *u,
+                                                float bias, float lo) {
+    const __m512 sh = _mm512_set1_ps(0x1.8p23f + bias);
     __m512 r[LSM_ROW8_G], kf[LSM_ROW8_G], sc[LSM_ROW8_G], p[LSM_ROW8_G];
     for (int g = 0; g < LSM_ROW8_G; g++) {
-        r[g] = _mm512_max_ps(_mm512_set1_ps(-104.0f), d[g]);
+        r[g] = _mm512_max_ps(_mm512_set1_ps(lo), d[g]);
         kf[g] = _mm512_fmadd_ps(r[g], _mm512_set1_ps(0x1.715476p+0f), sh);
         sc[g] = _mm512_castsi512_ps(
             _mm512_slli_epi32(_mm512_castps_si512(kf[g]), 23));
@@ -456,12 +490,106 @@ static LSM_ALWAYS_INLINE void lsm_row8_exp64_f32(const __m512 *d, __m512 *u) {
         u[g] = _mm512_mul_ps(p[g], sc[g]);
     }
 }
+static LSM_ALWAYS_INLINE void lsm_row8_exp64_f32(const __m512 *d, __m512 *u) {
+    lsm_row8_exp_f32_(d, u, 191.0f, -104.0f);
+}
+/* u = e^d for the sums of log_softmax (d = x - m <= 0): 0 where d < -87,
+ * as lsm_expsum_f32 (whose 2^k is normal down to there) */
+static LSM_ALWAYS_INLINE void lsm_row8_expsum_f32(const __m512 *d, __m512 *u) {
+    lsm_row8_exp_f32_(d, u, 127.0f, -87.0f);
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        u[g] = _mm512_maskz_mov_ps(
+            _mm512_cmp_ps_mask(d[g], _mm512_set1_ps(-87.0f), _CMP_GE_OQ), u[g]);
+    }
+}
 /* u = e^d 2^64 for d = x - m <= 0 by lsm_vexp_core_f64_ (bias 1023 + 64:
  * normal down to d = -746, where exp rounds to 0 once divided by the sum) */
 static LSM_ALWAYS_INLINE void lsm_row8_exp64_f64(const __m512d *d, __m512d *u) {
     for (int g = 0; g < LSM_ROW8_G; g++) {
         u[g] = lsm_vexp_core_f64_(_mm512_max_pd(_mm512_set1_pd(-746.0), d[g]),
                                   1087.0);
+    }
+}
+/* u = e^d for the sums of log_softmax: lsm_vexpsum_f64_ (0 below -708) */
+static LSM_ALWAYS_INLINE void lsm_row8_expsum_f64(const __m512d *d,
+                                                  __m512d *u) {
+    for (int g = 0; g < LSM_ROW8_G; g++) {
+        u[g] = lsm_vexpsum_f64_(d[g]);
+    }
+}
+/* log(c + rest) for 8 regular rows (c >= 1 the count of entries at the
+ * max, 0 <= rest finite the sum of the other terms), as the template's
+ * log_sum_: lsm_log_f64_n's steps (getmant and getexp give its f and e
+ * exactly), and the sum's rounding error (TwoSum) added as err / (c +
+ * rest). f32: the shorter series. */
+static LSM_ALWAYS_INLINE __m512d lsm_vlog_sum_f64_(__m512d c, __m512d rest,
+                                                   int f32) {
+    const __m512d one = _mm512_set1_pd(1.0);
+    const __m512d d = _mm512_add_pd(c, rest);
+    const __m512d bp = _mm512_sub_pd(d, c);
+    const __m512d err = _mm512_add_pd(_mm512_sub_pd(c, _mm512_sub_pd(d, bp)),
+                                      _mm512_sub_pd(rest, bp));
+    __m512d f = _mm512_getmant_pd(d, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+    __m512d e = _mm512_getexp_pd(d);
+    const __mmask8 big =
+        _mm512_cmp_pd_mask(f, _mm512_set1_pd(0x1.6a09e667f3bcdp+0), _CMP_GT_OQ);
+    f = _mm512_mask_mul_pd(f, big, f, _mm512_set1_pd(0.5));
+    e = _mm512_mask_add_pd(e, big, e, one);
+    const __m512d z =
+        _mm512_div_pd(_mm512_sub_pd(f, one), _mm512_add_pd(f, one));
+    const __m512d w = _mm512_mul_pd(z, z);
+    static const double inv[] = {1.0 / 23, 1.0 / 21, 1.0 / 19, 1.0 / 17,
+                                 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9,
+                                 1.0 / 7,  1.0 / 5,  1.0 / 3};
+    const int j0 = f32 ? 5 : 0;
+    __m512d q = _mm512_set1_pd(inv[j0]);
+    for (int j = j0 + 1; j < 11; j++) {
+        q = _mm512_fmadd_pd(q, w, _mm512_set1_pd(inv[j]));
+    }
+    const __m512d z2 = _mm512_add_pd(z, z);
+    const __m512d lf = _mm512_fmadd_pd(z2, _mm512_mul_pd(w, q), z2);
+    const __m512d y = _mm512_fmadd_pd(
+        e, _mm512_set1_pd(0x1.62e42fefa3800p-1),
+        _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c7673p-45), lf));
+    return _mm512_add_pd(y, _mm512_div_pd(err, d));
+}
+/* the lower (k = 0) or upper 8 lanes of a, to float64 */
+static LSM_ALWAYS_INLINE __m512d lsm_half_pd_(__m512 a, int k) {
+    return _mm512_cvtps_pd(k ? _mm512_extractf32x8_ps(a, 1)
+                             : _mm512_castps512_ps256(a));
+}
+/* For 16 rows (half: 8), one to a lane: l = log(c + rest) (as
+ * lsm_vlog_sum_f64_) and, when jvp, q = tv / (c + rest), computed in
+ * float64 and rounded (lsm_row8_log_f64: 8 rows, in float64) */
+static LSM_ALWAYS_INLINE void lsm_row8_log_f32(__m512 c, __m512 rest, __m512 tv,
+                                               int jvp, int half, __m512 *l,
+                                               __m512 *q) {
+    __m256 lh[2], qh[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int k = 0; k < 2; k++) {
+        if (k && half) { /* the upper lanes are not read */
+            lh[1] = lh[0];
+            qh[1] = qh[0];
+            break;
+        }
+        const __m512d ck = lsm_half_pd_(c, k), rk = lsm_half_pd_(rest, k);
+        lh[k] = _mm512_cvtpd_ps(lsm_vlog_sum_f64_(ck, rk, 1));
+        if (jvp) {
+            qh[k] = _mm512_cvtpd_ps(
+                _mm512_div_pd(lsm_half_pd_(tv, k), _mm512_add_pd(ck, rk)));
+        }
+    }
+    *l = _mm512_insertf32x8(_mm512_castps256_ps512(lh[0]), lh[1], 1);
+    if (jvp) {
+        *q = _mm512_insertf32x8(_mm512_castps256_ps512(qh[0]), qh[1], 1);
+    }
+}
+static LSM_ALWAYS_INLINE void lsm_row8_log_f64(__m512d c, __m512d rest,
+                                               __m512d tv, int jvp, int half,
+                                               __m512d *l, __m512d *q) {
+    (void)half;
+    *l = lsm_vlog_sum_f64_(c, rest, 0);
+    if (jvp) {
+        *q = _mm512_div_pd(tv, _mm512_add_pd(c, rest));
     }
 }
 #endif

@@ -1958,6 +1958,54 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
 #define V LSM_CAT(lsm_v_, LSM_SFX)
 #define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
 #define ROW8F(name) LSM_CAT(LSM_CAT(lsm_row8_, name), LSM_CAT(_, LSM_SFX))
+/* The rows (`rows` rows of w elements, at most P G: P rows to a vector)
+ * at x into G vectors; lanes past the rows read as 0. */
+static LSM_ALWAYS_INLINE void FN(row8_load_)(const T *restrict x,
+                                             ptrdiff_t rows, V *xv, int w) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    const int P = L / w;
+    for (int g = 0; g < G; g++) {
+        const ptrdiff_t left = w * rows - L * g;
+        xv[g] = rows == P * G ? VF(loadu)(x + L * g)
+                : left <= 0   ? VF(zero)()
+                              : VF(maskz_loadu)(VF(lanes)(left), x + L * g);
+    }
+}
+
+/* The special rows among those of row8_pairs_ or row8_logs_ (a max of
+ * +-inf or nan), found again one by one: their outputs in o (and od) get
+ * scipy.special's IEEE answers, by row_softmax_ (op 0) or
+ * special_log_softmax_ (op 1; op 2 also dy = nan). Rare. */
+static void FN(row8_special_)(int op, const T *x, ptrdiff_t rows, V *o, V *od,
+                              int w) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    const int P = L / w;
+    for (int g = 0; g < G; g++) {
+        for (int h = 0; h < P && P * g + h < rows; h++) {
+            const T *xr = x + L * g + w * h;
+            T mr = -T_INF;
+            for (int j = 0; j < w; j++) {
+                mr = xr[j] > mr || xr[j] != xr[j] ? xr[j] : mr;
+            }
+            if (mr > -T_INF && mr < T_INF) {
+                continue;
+            }
+            const unsigned k = ((1u << w) - 1u) << (w * h);
+            T t[L];
+            if (op == 0) {
+                T bx[16], by[16];
+                FN(row_softmax_)(xr, 1, w, t + w * h, 1, bx, by, NULL, 0, NULL);
+            } else {
+                FN(special_log_softmax_)(xr, 1, w, mr, t + w * h, 1);
+            }
+            o[g] = VF(mask_loadu)(o[g], k, t);
+            if (op == 2) {
+                od[g] = VF(mask_mov)(od[g], k, VF(set1)(NAN));
+            }
+        }
+    }
+}
+
 /* softmax of `rows` rows of w (4, 8 or 16 elements, a constant where it is
  * inlined) at x (at most LSM_ROW8_G vectors' worth; P rows to a vector,
  * into o: lanes past the rows read as 0 and give rows of 1/w), in
@@ -1966,15 +2014,11 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
  * scipy.special). */
 static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
                                               ptrdiff_t rows, V *o, int w) {
-    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
-    const int P = L / w;
+    enum { G = LSM_ROW8_G };
     V xv[G], m[G];
     LSM_CAT(lsm_m_, LSM_SFX) any = 0;
+    FN(row8_load_)(x, rows, xv, w);
     for (int g = 0; g < G; g++) {
-        const ptrdiff_t left = w * rows - L * g;
-        xv[g] = rows == P * G ? VF(loadu)(x + L * g)
-                : left <= 0   ? VF(zero)()
-                              : VF(maskz_loadu)(VF(lanes)(left), x + L * g);
         m[g] = xv[g];
     }
     ROW8F(max)(m, w);
@@ -1991,112 +2035,259 @@ static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
     for (int g = 0; g < G; g++) {
         o[g] = VF(div)(u[g], s[g]);
     }
-    if (any) { /* rare: which rows, found again */
-        for (int g = 0; g < G; g++) {
-            for (int h = 0; h < P && P * g + h < rows; h++) {
-                const T *xr = x + L * g + w * h;
-                T mr = -T_INF;
-                for (int j = 0; j < w; j++) {
-                    mr = xr[j] > mr || xr[j] != xr[j] ? xr[j] : mr;
-                }
-                if (!(mr > -T_INF && mr < T_INF)) {
-                    T t[L], bx[16], by[16];
-                    FN(row_softmax_)
-                    (xr, 1, w, t + w * h, 1, bx, by, NULL, 0, NULL);
-                    o[g] = VF(mask_loadu)(o[g], ((1u << w) - 1u) << (w * h), t);
-                }
-            }
-        }
+    if (any) {
+        FN(row8_special_)(0, x, rows, o, NULL, w);
     }
 }
 
-/* softmax of R rows of w (4, 8 or 16; back to back at x) into y (may be
- * x): with streaming stores when nt, each 64-byte line of y put together
- * from two vectors of results by one permute (none when y starts on a
+/* log_softmax (v NULL) or its JVP of `rows` rows of w at x (and v), as
+ * row8_pairs_, into o (y) and od (dy): the terms t = exp(x - m) of each row
+ * and their sums as short_block_ makes them (the max's terms, exactly 1,
+ * counted apart from the rest; tv = sum t v), each row's sums by swaps
+ * within its lanes. The rows' logs (in float64) take one lane each: the
+ * sums of vector g (g = C k + i, C = min(w, G)) move into vector k's lanes
+ * (w j + i) by masked moves, the logs and q = tv / sum come back to every
+ * lane of their rows by one permute per vector. A row's count of entries at
+ * the max is 1 unless the vectors' counts sum to more than their rows
+ * (ties, or the tail's empty rows): then each row's is counted. */
+static LSM_ALWAYS_INLINE void FN(row8_logs_)(const T *restrict x,
+                                             const T *restrict v,
+                                             ptrdiff_t rows, V *o, V *od,
+                                             int w) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    const int P = L / w, C = w < G ? w : G;
+    V xv[G], vv[G], d[G], u[G], r[G];
+    LSM_CAT(lsm_m_, LSM_SFX) any = 0, at[G];
+    int ones = 0;
+    FN(row8_load_)(x, rows, xv, w);
+    if (v) {
+        FN(row8_load_)(v, rows, vv, w);
+    }
+    for (int g = 0; g < G; g++) {
+        d[g] = xv[g];
+    }
+    ROW8F(max)(d, w);
+    for (int g = 0; g < G; g++) {
+        any |= VF(bad)(d[g]);
+        at[g] = VF(eq)(xv[g], d[g]);
+        ones += __builtin_popcount(at[g]);
+        d[g] = VF(sub)(xv[g], d[g]);
+    }
+    ROW8F(expsum)(d, u);
+    for (int g = 0; g < G; g++) {
+        r[g] = VF(maskz_mov)((unsigned)(LSM_CAT(lsm_m_, LSM_SFX)) ~at[g], u[g]);
+    }
+    ROW8F(sum)(r, w);
+    if (v) {
+        for (int g = 0; g < G; g++) {
+            u[g] = VF(mul)(u[g], vv[g]);
+        }
+        ROW8F(sum)(u, w);
+    }
+    V cc[G / 4], rc[G / 4], tc[G / 4], lc[G / 4], qc[G / 4];
+    for (int k = 0; k < G / C; k++) {
+        rc[k] = r[C * k];
+        tc[k] = v ? u[C * k] : rc[k];
+        for (int i = 1; i < C; i++) {
+            unsigned mask = 0;
+            for (int j = i; j < L; j += C) {
+                mask |= 1u << j;
+            }
+            rc[k] = VF(mask_mov)(rc[k], mask, r[C * k + i]);
+            if (v) {
+                tc[k] = VF(mask_mov)(tc[k], mask, u[C * k + i]);
+            }
+        }
+        cc[k] = VF(set1)(1.0);
+    }
+    if (ones != P * G) {
+        T cnt[G / 4][L];
+        for (int k = 0; k < G / C; k++) {
+            for (int j = 0; j < L; j++) {
+                cnt[k][j] = 1;
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            for (int h = 0; h < P; h++) {
+                cnt[g / C][w * h + g % C] = (T)__builtin_popcount(
+                    (unsigned)at[g] >> (w * h) & ((1u << w) - 1u));
+            }
+        }
+        for (int k = 0; k < G / C; k++) {
+            cc[k] = VF(loadu)(cnt[k]);
+        }
+    }
+    for (int k = 0; k < G / C; k++) {
+        ROW8F(log)(cc[k], rc[k], tc[k], v != NULL, P * C < L, &lc[k], &qc[k]);
+    }
+    for (int g = 0; g < G; g++) {
+        const __m512i idx = VF(spread)(w, g % C);
+        o[g] = VF(sub)(d[g], VF(from)(idx, lc[g / C]));
+        if (v) {
+            od[g] = VF(sub)(vv[g], VF(from)(idx, qc[g / C]));
+        }
+    }
+    if (any) {
+        FN(row8_special_)(v ? 2 : 1, x, rows, o, od, w);
+    }
+}
+
+/* The G vectors of outputs of rows at x (and v) for op (0 softmax, 1
+ * log_softmax, 2 its JVP) */
+static LSM_ALWAYS_INLINE void FN(row8_group_)(int op, const T *x, const T *v,
+                                              ptrdiff_t rows, V *o, V *od,
+                                              int w) {
+    if (op == 0) {
+        FN(row8_pairs_)(x, rows, o, w);
+    } else {
+        FN(row8_logs_)(x, op == 2 ? v : NULL, rows, o, od, w);
+    }
+}
+
+/* Streaming stores of a run of output vectors to y: each 64-byte line of y
+ * put together from two vectors by one permute (none when y starts on a
  * line). */
-static LSM_ALWAYS_INLINE void FN(row8_softmax_)(ptrdiff_t R, const T *x, T *y,
-                                                int nt, int w) {
+typedef struct {
+    T *y;   /* the next line to store */
+    V prev; /* the last vector given */
+    __m512i idx;
+    int h; /* y + h: the first line of the run */
+} FN(row8_sink_);
+
+/* the run's first G vectors o */
+static LSM_ALWAYS_INLINE void FN(row8_sink_start_)(FN(row8_sink_) * s, T *y,
+                                                   const V *o) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    /* line j of y from y + h is vector j's lanes h.. then vector j + 1's
+     * lanes ..h-1 */
+    s->h = (int)((64 - (uintptr_t)y % 64) % 64 / sizeof(T));
+    s->idx = VF(idx)(s->h);
+    VF(mask_storeu)(y, (1u << s->h) - 1u, o[0]);
+    s->prev = o[0];
+    s->y = y + s->h;
+    for (int g = 1; g < G; g++) {
+        VF(stream)(s->y, VF(shift)(s->prev, s->idx, o[g]));
+        s->y += L;
+        s->prev = o[g];
+    }
+}
+
+/* the next G vectors */
+static LSM_ALWAYS_INLINE void FN(row8_sink_put_)(FN(row8_sink_) * s,
+                                                 const V *o) {
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    if (s->h == 0) { /* y on a line: no permutes */
+        VF(stream)(s->y, s->prev);
+        for (int g = 0; g < G - 1; g++) {
+            VF(stream)(s->y + L * (g + 1), o[g]);
+        }
+        s->y += L * G;
+        s->prev = o[G - 1];
+        return;
+    }
+    for (int g = 0; g < G; g++) {
+        VF(stream)(s->y, VF(shift)(s->prev, s->idx, o[g]));
+        s->y += L;
+        s->prev = o[g];
+    }
+}
+
+/* the last vector's lanes h.. */
+static LSM_ALWAYS_INLINE void FN(row8_sink_end_)(FN(row8_sink_) * s) {
+    enum { L = 64 / (int)sizeof(T) };
+    VF(mask_storeu)(s->y - s->h, VF(lanes)(L) & ~((1u << s->h) - 1u), s->prev);
+}
+
+/* op (0 softmax, 1 log_softmax, 2 its JVP) of R rows of w (4, 8 or 16;
+ * back to back at x, and v) into y (and dy; may be x or v): with streaming
+ * stores (row8_sink_) when nt. */
+static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
+                                             const T *v, T *y, T *dy, int nt,
+                                             int w) {
     enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
     const int P = L / w;
     const ptrdiff_t K = R / (P * G);
     ptrdiff_t k = 0;
-    V o[G];
+    V o[G], od[G];
     if (nt && K > 1) {
-        /* y + h: the first 64-byte boundary; line j of y from there is
-         * vector j's lanes h.. then vector j + 1's lanes ..h-1 */
-        const int h = (int)((64 - (uintptr_t)y % 64) % 64 / sizeof(T));
-        const __m512i idx = VF(idx)(h);
-        FN(row8_pairs_)(x, P * G, o, w);
-        VF(mask_storeu)(y, (1u << h) - 1u, o[0]);
-        V prev = o[0];
-        T *yl = y + h; /* the next line to store */
-        for (int g = 1; g < G; g++) {
-            VF(stream)(yl, VF(shift)(prev, idx, o[g]));
-            yl += L;
-            prev = o[g];
+        FN(row8_sink_) sy, sd;
+        FN(row8_group_)(op, x, v, P * G, o, od, w);
+        FN(row8_sink_start_)(&sy, y, o);
+        if (op == 2) {
+            FN(row8_sink_start_)(&sd, dy, od);
         }
-        for (k = 1; k < K && h == 0; k++) { /* y on a line: no permutes */
-            FN(row8_pairs_)(x + L * G * k, P * G, o, w);
-            VF(stream)(yl, prev);
-            for (int g = 0; g < G - 1; g++) {
-                VF(stream)(yl + L * (g + 1), o[g]);
-            }
-            yl += L * G;
-            prev = o[G - 1];
-        }
-        for (; k < K; k++) {
-            FN(row8_pairs_)(x + L * G * k, P * G, o, w);
-            for (int g = 0; g < G; g++) {
-                VF(stream)(yl, VF(shift)(prev, idx, o[g]));
-                yl += L;
-                prev = o[g];
+        for (k = 1; k < K; k++) {
+            FN(row8_group_)
+            (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, P * G, o, od,
+             w);
+            FN(row8_sink_put_)(&sy, o);
+            if (op == 2) {
+                FN(row8_sink_put_)(&sd, od);
             }
         }
-        VF(mask_storeu)(yl - h, VF(lanes)(L) & ~((1u << h) - 1u), prev);
+        FN(row8_sink_end_)(&sy);
+        if (op == 2) {
+            FN(row8_sink_end_)(&sd);
+        }
         lsm_nt_fence_();
     }
     for (; k < K; k++) {
-        FN(row8_pairs_)(x + L * G * k, P * G, o, w);
+        FN(row8_group_)
+        (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, P * G, o, od, w);
         for (int g = 0; g < G; g++) {
             VF(storeu)(y + L * (G * k + g), o[g]);
+            if (op == 2) {
+                VF(storeu)(dy + L * (G * k + g), od[g]);
+            }
         }
     }
     const ptrdiff_t done = P * G * K;
     if (done < R) { /* the last rows, fewer than P G */
-        FN(row8_pairs_)(x + w * done, R - done, o, w);
+        FN(row8_group_)
+        (op, x + w * done, op == 2 ? v + w * done : NULL, R - done, o, od, w);
         for (int g = 0; g < G; g++) {
             const ptrdiff_t left = w * (R - done) - L * g;
             if (left > 0) {
                 VF(mask_storeu)(y + w * done + L * g, VF(lanes)(left), o[g]);
+                if (op == 2) {
+                    VF(mask_storeu)
+                    (dy + w * done + L * g, VF(lanes)(left), od[g]);
+                }
             }
         }
     }
 }
 
-/* Whether softmax of rows of n takes row8_softmax_: float32 rows of 4, 8
- * and 16, float64 rows of 4 and 8 (a row within one vector). */
+/* Whether rows of n take row8_rows_: float32 rows of 4, 8 and 16, float64
+ * rows of 4 and 8 (a row within one vector). */
 static int FN(row8_n_)(ptrdiff_t n) {
     return n == 4 || n == 8 || (sizeof(T) == 4 && n == 16);
 }
 
-/* row8_softmax_ with its row length a constant, a function each */
-static void FN(row8_softmax4_)(ptrdiff_t R, const T *x, T *y, int nt) {
-    FN(row8_softmax_)(R, x, y, nt, 4);
-}
-static void FN(row8_softmax8_)(ptrdiff_t R, const T *x, T *y, int nt) {
-    FN(row8_softmax_)(R, x, y, nt, 8);
-}
-static void FN(row8_softmax16_)(ptrdiff_t R, const T *x, T *y, int nt) {
-    FN(row8_softmax_)(R, x, y, nt, 16);
-}
-static void FN(row8_run_)(ptrdiff_t R, ptrdiff_t n, const T *x, T *y, int nt) {
-    if (n == 4) {
-        FN(row8_softmax4_)(R, x, y, nt);
-    } else if (n == 8) {
-        FN(row8_softmax8_)(R, x, y, nt);
-    } else {
-        FN(row8_softmax16_)(R, x, y, nt);
+/* row8_rows_ with its op and row length constants, a function each */
+#define ROW8_INSTANCE(op, w)                                                   \
+    static void FN(row8_##op##_##w##_)(ptrdiff_t R, const T *x, const T *v,    \
+                                       T *y, T *dy, int nt) {                  \
+        FN(row8_rows_)(op, R, x, v, y, dy, nt, w);                             \
     }
+ROW8_INSTANCE(0, 4)
+ROW8_INSTANCE(0, 8)
+ROW8_INSTANCE(0, 16)
+ROW8_INSTANCE(1, 4)
+ROW8_INSTANCE(1, 8)
+ROW8_INSTANCE(1, 16)
+ROW8_INSTANCE(2, 4)
+ROW8_INSTANCE(2, 8)
+ROW8_INSTANCE(2, 16)
+#undef ROW8_INSTANCE
+static void FN(row8_run_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
+                          const T *v, T *y, T *dy, int nt) {
+    static void (*const run[3][3])(ptrdiff_t, const T *, const T *, T *, T *,
+                                   int) = {
+        {FN(row8_0_4_), FN(row8_0_8_), FN(row8_0_16_)},
+        {FN(row8_1_4_), FN(row8_1_8_), FN(row8_1_16_)},
+        {FN(row8_2_4_), FN(row8_2_8_), FN(row8_2_16_)}};
+    run[op][n == 4 ? 0 : n == 8 ? 1 : 2](R, x, v, y, dy, nt);
 }
 #undef V
 #undef VF
@@ -2313,10 +2504,12 @@ static void FN(short_rows_run_)(int op, ptrdiff_t outer, ptrdiff_t n,
      * time, float64 0.8-0.89x, avx512 and avx2 alike (it was 1.03x at rows
      * of 8 without the prefetches, Zen 3). */
 #if HAVE_ROW8
-    if (op == 0 && FN(row8_n_)(n)) {
+    if (op < 3 && FN(row8_n_)(n)) {
         const int nt = FN(stream_)(outer * n);
-        LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n,
-                   FN(row8_run_)(hi_ - lo_, n, x + lo_ * n, y + lo_ * n, nt));
+        LSM_SHARED(outer, FN(short_per_block_)(op, n), outer * n * (v ? 2 : 1),
+                   FN(row8_run_)(op, hi_ - lo_, n, x + lo_ * n,
+                                 v ? v + lo_ * n : NULL, y + lo_ * n,
+                                 dy ? dy + lo_ * n : NULL, nt));
         return;
     }
 #endif

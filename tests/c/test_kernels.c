@@ -555,92 +555,179 @@ static void check_stream(void) {
           lsm_get_stream_bytes());
 }
 
-/* softmax of rows of W = 4, 8, 16 (at AVX-512 rows of 4 and 8, and float32
- * rows of 16, fill 512-bit vectors): the output at each of 16 offsets from a
- * cache line, streamed and plain, in place, and each row alone give the same
- * bits, for row counts around the groups of 8 vectors, with special rows (+inf,
- * nan, all -inf) among regular ones (some with -inf entries); every regular row
- * within 4 max(1, |x - m|) eps of a long double reference, special rows nan as
- * scipy.special gives them. */
-#define DEFINE_CHECK_ROWS8(T, SFX, EPS, TINY)                                  \
+/* softmax (op 0), log_softmax (1) and the JVP (2) of rows of W = 4, 8, 16
+ * (at AVX-512 rows of 4 and 8, and float32 rows of 16, fill 512-bit
+ * vectors and are computed in them): the output at each of 16 offsets from
+ * a cache line, streamed and plain, in place, and each row alone give the
+ * same bits, for row counts around the groups of 8 vectors, with special
+ * rows (+inf, nan, all -inf) and rows with ties at the max among regular
+ * ones (some with -inf entries), and the JVP's y the bits of log_softmax;
+ * every regular row within a few eps of a long double reference (checks
+ * rows8_*_ok_), special rows as scipy.special gives them. */
+#define DEFINE_CHECK_ROWS8(T, SFX, EPS, TINY, CUT)                             \
+    static void rows8_run_##SFX(int op, ptrdiff_t R, ptrdiff_t W, const T *x,  \
+                                const T *v, T *y, T *dy) {                     \
+        const ptrdiff_t s[3] = {W, 1, 1};                                      \
+        if (op == 0) {                                                         \
+            lsm_softmax_##SFX(R, W, 1, x, s, y, s);                            \
+        } else if (op == 1) {                                                  \
+            lsm_log_softmax_##SFX(R, W, 1, x, s, y, s);                        \
+        } else {                                                               \
+            lsm_log_softmax_jvp_##SFX(R, W, 1, x, s, v, s, y, s, dy, s);       \
+        }                                                                      \
+    }                                                                          \
+    /* row r of op's outputs y, dy against long double: softmax within 4       \
+     * max(1, |d|) eps relative (d = x - m, rounded in T: its condition),      \
+     * log_softmax within eps (2 |d| + (W + 4) |l| + 2 sum p |d| + 2 |y|),     \
+     * l = log sum exp(d), p = exp(d - l) (the terms' sum carries W            \
+     * roundings, each term the condition |d| of its exp; the max's entry,     \
+     * -l, keeps its relative accuracy), dy within eps (|dy| + (W + 4) sum p   \
+     * |v| + 2 sum p |d v|), plus W terms of e^-87 (float32) or e^-708         \
+     * (float64), below which the sums' terms are dropped (|v| < 8); special                          \
+     * rows nan (softmax, dy), or nan at +inf and -inf elsewhere (log_softmax                                                        \
+     * of a row with +inf and no nan) */                                       \
+    static int rows8_ok_##SFX(int op, ptrdiff_t W, const T *x, const T *v,     \
+                              const T *y, const T *dy) {                       \
+        long double m = -INFINITY, sum = 0, q = 0, qa = 0;                     \
+        int has_nan = 0;                                                       \
+        for (int j = 0; j < W; j++) {                                          \
+            m = x[j] > m ? x[j] : m;                                           \
+            has_nan |= x[j] != x[j];                                           \
+        }                                                                      \
+        if (has_nan || !(m > -INFINITY && m < INFINITY)) {                     \
+            int ok = 1;                                                        \
+            for (int j = 0; j < W; j++) {                                      \
+                const int want_nan =                                           \
+                    op == 0 || has_nan || m != INFINITY || x[j] == INFINITY;   \
+                ok &= want_nan ? isnan(y[j]) : y[j] == -INFINITY;              \
+                ok &= op != 2 || isnan(dy[j]);                                 \
+            }                                                                  \
+            return ok;                                                         \
+        }                                                                      \
+        long double cnt = 0, rest = 0; /* at the max, the others */            \
+        for (int j = 0; j < W; j++) {                                          \
+            cnt += x[j] == m;                                                  \
+            rest += x[j] == m ? 0 : expl((long double)x[j] - m);               \
+        }                                                                      \
+        sum = cnt + rest;                                                      \
+        long double pd = 0, pdv = 0; /* the terms' conditions |d| */           \
+        for (int j = 0; j < W; j++) {                                          \
+            const long double dj = (long double)x[j] - m;                      \
+            const long double p = expl(dj) / sum;                              \
+            q += p * v[j];                                                     \
+            qa += p * fabsl((long double)v[j]);                                \
+            pd += dj > -INFINITY ? p * -dj : 0;                                \
+            pdv += dj > -INFINITY ? p * -dj * fabsl((long double)v[j]) : 0;    \
+        }                                                                      \
+        /* (log(sum) would lose the terms below ulp(cnt) in sum) */            \
+        const long double l = logl(cnt) + log1pl(rest / cnt);                  \
+        int ok = 1;                                                            \
+        for (int j = 0; j < W; j++) {                                          \
+            const long double d = (long double)x[j] - m;                       \
+            if (op == 0) {                                                     \
+                const long double want = expl(d) / sum;                        \
+                const long double k = 4 * (fabsl(d) > 1 ? fabsl(d) : 1);       \
+                ok &= y[j] == want || /* 0 for x = -inf */                     \
+                      fabsl(y[j] - want) <= k * EPS * want + TINY;             \
+                continue;                                                      \
+            }                                                                  \
+            const long double want = d - l;                                    \
+            ok &= y[j] == want ||                                              \
+                  fabsl(y[j] - want) <= EPS * (2 * fabsl(d) + (W + 4) * l +    \
+                                               2 * pd + 2 * fabsl(want)) +     \
+                                            W * CUT;                           \
+            if (op == 2) {                                                     \
+                const long double dw = v[j] - q;                               \
+                ok &=                                                          \
+                    fabsl(dy[j] - dw) <=                                       \
+                    EPS * (fabsl(dw) + (W + 4) * qa + 2 * pdv) + W * CUT * 8;  \
+            }                                                                  \
+        }                                                                      \
+        return ok;                                                             \
+    }                                                                          \
     static void check_rows8_##SFX(ptrdiff_t W) {                               \
         const ptrdiff_t stream0 = lsm_get_stream_bytes();                      \
         const ptrdiff_t counts[] = {1, 2, 3, 15, 16, 17, 31, 33, 50, 1001};    \
-        for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {        \
-            const ptrdiff_t R = counts[c], N = W * R, s[3] = {W, 1, 1};        \
-            T *x = malloc(sizeof(T) * (size_t)N);                              \
-            T *a = malloc(sizeof(T) * (size_t)(N + 32));                       \
-            T *b = malloc(sizeof(T) * (size_t)(N + 32));                       \
-            T *one = malloc(sizeof(T) * (size_t)N);                            \
-            for (ptrdiff_t i = 0; i < N; i++) {                                \
-                x[i] = (T)(6 * nrand());                                       \
-            }                                                                  \
-            if (R > 3) {                                                       \
-                x[W * 1 + 3] = -INFINITY; /* regular, with a -inf entry */     \
-                x[W * 2 + 1] = INFINITY;  /* special: softmax nan */           \
-                x[W * (R - 1) - 1] = NAN; /* nan row */                        \
-                for (int j = 0; j < W; j++) {                                  \
-                    x[W * (R / 2) + j] = -INFINITY; /* all -inf: nan */        \
+        for (int op = 0; op < 3; op++) {                                       \
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {    \
+                const ptrdiff_t R = counts[c], N = W * R;                      \
+                const size_t sz = sizeof(T) * (size_t)N;                       \
+                T *x = malloc(sz), *v = malloc(sz), *one = malloc(sz);         \
+                T *done = malloc(sz), *ly = malloc(sz);                        \
+                T *a = malloc(sizeof(T) * (size_t)(N + 32));                   \
+                T *b = malloc(sizeof(T) * (size_t)(N + 32));                   \
+                T *da = malloc(sizeof(T) * (size_t)(N + 32));                  \
+                T *db = malloc(sizeof(T) * (size_t)(N + 32));                  \
+                for (ptrdiff_t i = 0; i < N; i++) {                            \
+                    x[i] = (T)(6 * nrand());                                   \
+                    v[i] = (T)nrand();                                         \
                 }                                                              \
-                x[W * (R - 1)] = (T)90; /* far above the rest of its row */    \
-            }                                                                  \
-            for (ptrdiff_t r = 0; r < R; r++) {                                \
-                lsm_softmax_##SFX(1, W, 1, x + W * r, s, one + W * r, s);      \
-            }                                                                  \
-            int bad = 0, inacc = 0;                                            \
-            for (ptrdiff_t r = 0; r < R; r++) {                                \
-                long double m = -INFINITY, sum = 0;                            \
-                for (int j = 0; j < W; j++) {                                  \
-                    m = x[W * r + j] > m ? x[W * r + j] : m;                   \
+                if (R > 3) {                                                   \
+                    x[W * 1 + 3] = -INFINITY; /* regular, a -inf entry */      \
+                    x[W * 2 + 1] = INFINITY;  /* special */                    \
+                    x[W * (R - 1) - 1] = NAN; /* nan row */                    \
+                    for (int j = 0; j < W; j++) {                              \
+                        x[W * (R / 2) + j] = -INFINITY;      /* all -inf */    \
+                        x[W * 3 + j] = (T)(j % 2 ? 40 : -1); /* ties */        \
+                    }                                                          \
+                    x[W * (R - 1)] = (T)90; /* far above its row */            \
                 }                                                              \
-                for (int j = 0; j < W; j++) {                                  \
-                    sum += expl((long double)x[W * r + j] - m);                \
+                for (ptrdiff_t r = 0; r < R; r++) {                            \
+                    rows8_run_##SFX(op, 1, W, x + W * r, v + W * r,            \
+                                    one + W * r, done + W * r);                \
                 }                                                              \
-                const int special =                                            \
-                    !(m > -INFINITY && m < INFINITY) || sum != sum;            \
-                for (int j = 0; j < W; j++) {                                  \
-                    /* x - m in T32 (the kernels' first step) is exact         \
-                     * within a rounding of |x - m|: its condition */          \
-                    const long double d = x[W * r + j] - m,                    \
-                                      want = expl(d) / sum;                    \
-                    const long double k = 4 * (fabsl(d) > 1 ? fabsl(d) : 1);   \
-                    const long double got = one[W * r + j];                    \
-                    inacc |=                                                   \
-                        special                                                \
-                            ? !isnan(got)                                      \
-                            : !(got == want || /* 0 for x = -inf */            \
-                                fabsl(got - want) <= k * EPS * want + TINY);   \
+                int bad = 0, inacc = 0;                                        \
+                for (ptrdiff_t r = 0; r < R; r++) {                            \
+                    inacc |= !rows8_ok_##SFX(op, W, x + W * r, v + W * r,      \
+                                             one + W * r, done + W * r);       \
                 }                                                              \
+                CHECK(!inacc,                                                  \
+                      #SFX " op %d, rows of %td: %td rows alone within "       \
+                           "bounds of a long double reference, specials as "   \
+                           "scipy's",                                          \
+                      op, W, R);                                               \
+                if (op == 2) {                                                 \
+                    rows8_run_##SFX(1, R, W, x, v, ly, NULL);                  \
+                    bad |= memcmp(ly, one, sz) != 0;                           \
+                }                                                              \
+                for (int off = 0; off < 16; off++) {                           \
+                    lsm_set_stream_bytes(-1);                                  \
+                    rows8_run_##SFX(op, R, W, x, v, a + off, da + 15 - off);   \
+                    lsm_set_stream_bytes(0);                                   \
+                    rows8_run_##SFX(op, R, W, x, v, b + off, db + off);        \
+                    bad |= memcmp(a + off, one, sz) != 0;                      \
+                    bad |= memcmp(b + off, one, sz) != 0;                      \
+                    if (op == 2) {                                             \
+                        bad |= memcmp(da + 15 - off, done, sz) != 0;           \
+                        bad |= memcmp(db + off, done, sz) != 0;                \
+                        memcpy(db + off, v, sz);                               \
+                    }                                                          \
+                    memcpy(b + off, x, sz);                                    \
+                    rows8_run_##SFX(op, R, W, b + off, db + off, b + off,      \
+                                    db + off);                                 \
+                    bad |= memcmp(b + off, one, sz) != 0;                      \
+                    bad |= op == 2 && memcmp(db + off, done, sz) != 0;         \
+                }                                                              \
+                lsm_set_stream_bytes(stream0);                                 \
+                CHECK(!bad,                                                    \
+                      #SFX " op %d, rows of %td: %td rows streamed, plain "    \
+                           "and in place at 16 offsets give each row's bits "  \
+                           "(the JVP's y those of log_softmax)",               \
+                      op, W, R);                                               \
+                free(x);                                                       \
+                free(v);                                                       \
+                free(one);                                                     \
+                free(done);                                                    \
+                free(ly);                                                      \
+                free(a);                                                       \
+                free(b);                                                       \
+                free(da);                                                      \
+                free(db);                                                      \
             }                                                                  \
-            CHECK(!inacc,                                                      \
-                  #SFX " rows of %td: %td rows alone within 4 eps |x - m|, "   \
-                       "specials nan",                                         \
-                  W, R);                                                       \
-            for (int off = 0; off < 16; off++) {                               \
-                lsm_set_stream_bytes(-1);                                      \
-                lsm_softmax_##SFX(R, W, 1, x, s, a + off, s);                  \
-                lsm_set_stream_bytes(0);                                       \
-                lsm_softmax_##SFX(R, W, 1, x, s, b + off, s);                  \
-                bad |= memcmp(a + off, one, sizeof(T) * (size_t)N) != 0;       \
-                bad |= memcmp(b + off, one, sizeof(T) * (size_t)N) != 0;       \
-                memcpy(b + off, x, sizeof(T) * (size_t)N);                     \
-                lsm_softmax_##SFX(R, W, 1, b + off, s, b + off, s);            \
-                bad |= memcmp(b + off, one, sizeof(T) * (size_t)N) != 0;       \
-            }                                                                  \
-            lsm_set_stream_bytes(stream0);                                     \
-            CHECK(!bad,                                                        \
-                  #SFX                                                         \
-                  " rows of %td: %td rows streamed, plain and in place at 16 " \
-                  "offsets give each row's bits",                              \
-                  W, R);                                                       \
-            free(x);                                                           \
-            free(a);                                                           \
-            free(b);                                                           \
-            free(one);                                                         \
         }                                                                      \
     }
-DEFINE_CHECK_ROWS8(float, f32, 0x1p-24, 0x1p-149)
-DEFINE_CHECK_ROWS8(double, f64, 0x1p-53, 0x1p-1074)
+DEFINE_CHECK_ROWS8(float, f32, 0x1p-24, 0x1p-149, 0x1p-125)
+DEFINE_CHECK_ROWS8(double, f64, 0x1p-53, 0x1p-1074, 0x1p-1021)
 
 static void check_threads(void) {
     const ptrdiff_t shapes[][4] = {

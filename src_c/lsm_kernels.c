@@ -449,16 +449,66 @@ static inline __m512d lsm_v_from_f64(__m512i idx, __m512d a) {
                 a, OP##_pd(a[g], _mm512_shuffle_f64x2(a[g], a[g], 0x4E)))      \
         }                                                                      \
     } while (0)
+/* Rows of K > lanes elements, K / lanes vectors each (K / lanes a power of
+ * 2 dividing LSM_ROW8_G): each row's vectors combined into its first by a
+ * tree (OP), that vector's lanes by the swaps, the result copied to all the
+ * row's vectors. (A nan may be lost in the tree, whose max returns the
+ * second operand where one is nan; the row's terms are then nan, and so
+ * are its outputs, as scipy.special's.) */
+#define LSM_ROW8_WIDE(S, OP, a, K, LANES)                                      \
+    do {                                                                       \
+        const int nv_ = (K) / (LANES);                                         \
+        for (int g0 = 0; g0 < LSM_ROW8_G; g0 += nv_) {                         \
+            for (int s_ = 1; s_ < nv_; s_ *= 2) {                              \
+                for (int j_ = g0; j_ < g0 + nv_; j_ += 2 * s_) {               \
+                    a[j_] = OP##_##S(a[j_], a[j_ + s_]);                       \
+                }                                                              \
+            }                                                                  \
+            LSM_ROW8_SWAPS_##S##_1(OP, a[g0]);                                 \
+            for (int j_ = g0 + 1; j_ < g0 + nv_; j_++) {                       \
+                a[j_] = a[g0];                                                 \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+#define LSM_ROW8_SWAPS_ps_1(OP, t)                                             \
+    do {                                                                       \
+        t = OP##_ps(t, _mm512_permute_ps(t, 0xB1));                            \
+        t = OP##_ps(t, _mm512_permute_ps(t, 0x4E));                            \
+        t = OP##_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));                      \
+        t = OP##_ps(t, _mm512_shuffle_f32x4(t, t, 0x4E));                      \
+    } while (0)
+#define LSM_ROW8_SWAPS_pd_1(OP, t)                                             \
+    do {                                                                       \
+        t = OP##_pd(t, _mm512_permute_pd(t, 0x55));                            \
+        t = OP##_pd(t, _mm512_permutex_pd(t, 0x4E));                           \
+        t = OP##_pd(t, _mm512_shuffle_f64x2(t, t, 0x4E));                      \
+    } while (0)
 static LSM_ALWAYS_INLINE void lsm_row8_max_f32(__m512 *a, int K) {
+    if (K > 16) {
+        LSM_ROW8_WIDE(ps, _mm512_max, a, K, 16);
+        return;
+    }
     LSM_ROW8_SWAPS_f32(_mm512_max, a, K);
 }
 static LSM_ALWAYS_INLINE void lsm_row8_sum_f32(__m512 *a, int K) {
+    if (K > 16) {
+        LSM_ROW8_WIDE(ps, _mm512_add, a, K, 16);
+        return;
+    }
     LSM_ROW8_SWAPS_f32(_mm512_add, a, K);
 }
 static LSM_ALWAYS_INLINE void lsm_row8_max_f64(__m512d *a, int K) {
+    if (K > 8) {
+        LSM_ROW8_WIDE(pd, _mm512_max, a, K, 8);
+        return;
+    }
     LSM_ROW8_SWAPS_f64(_mm512_max, a, K);
 }
 static LSM_ALWAYS_INLINE void lsm_row8_sum_f64(__m512d *a, int K) {
+    if (K > 8) {
+        LSM_ROW8_WIDE(pd, _mm512_add, a, K, 8);
+        return;
+    }
     LSM_ROW8_SWAPS_f64(_mm512_add, a, K);
 }
 /* u = e^d 2^64 for d = x - m <= 0 (d clamped to -104, where exp rounds to
@@ -499,7 +549,8 @@ static LSM_ALWAYS_INLINE void lsm_row8_expsum_f32(const __m512 *d, __m512 *u) {
     lsm_row8_exp_f32_(d, u, 127.0f, -87.0f);
     for (int g = 0; g < LSM_ROW8_G; g++) {
         u[g] = _mm512_maskz_mov_ps(
-            _mm512_cmp_ps_mask(d[g], _mm512_set1_ps(-87.0f), _CMP_GE_OQ), u[g]);
+            _mm512_cmp_ps_mask(d[g], _mm512_set1_ps(-87.0f), _CMP_NLT_UQ),
+            u[g]);
     }
 }
 /* u = e^d 2^64 for d = x - m <= 0 by lsm_vexp_core_f64_ (bias 1023 + 64:

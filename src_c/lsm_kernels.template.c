@@ -1963,12 +1963,11 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
 static LSM_ALWAYS_INLINE void FN(row8_load_)(const T *restrict x,
                                              ptrdiff_t rows, V *xv, int w) {
     enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
-    const int P = L / w;
     for (int g = 0; g < G; g++) {
         const ptrdiff_t left = w * rows - L * g;
-        xv[g] = rows == P * G ? VF(loadu)(x + L * g)
-                : left <= 0   ? VF(zero)()
-                              : VF(maskz_loadu)(VF(lanes)(left), x + L * g);
+        xv[g] = w * rows == G * L ? VF(loadu)(x + L * g)
+                : left <= 0       ? VF(zero)()
+                                  : VF(maskz_loadu)(VF(lanes)(left), x + L * g);
     }
 }
 
@@ -1979,29 +1978,36 @@ static LSM_ALWAYS_INLINE void FN(row8_load_)(const T *restrict x,
 static void FN(row8_special_)(int op, const T *x, ptrdiff_t rows, V *o, V *od,
                               int w) {
     enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
-    const int P = L / w;
+    T t[G * L], td[G * L];
     for (int g = 0; g < G; g++) {
-        for (int h = 0; h < P && P * g + h < rows; h++) {
-            const T *xr = x + L * g + w * h;
-            T mr = -T_INF;
-            for (int j = 0; j < w; j++) {
-                mr = xr[j] > mr || xr[j] != xr[j] ? xr[j] : mr;
-            }
-            if (mr > -T_INF && mr < T_INF) {
-                continue;
-            }
-            const unsigned k = ((1u << w) - 1u) << (w * h);
-            T t[L];
-            if (op == 0) {
-                T bx[16], by[16];
-                FN(row_softmax_)(xr, 1, w, t + w * h, 1, bx, by, NULL, 0, NULL);
-            } else {
-                FN(special_log_softmax_)(xr, 1, w, mr, t + w * h, 1);
-            }
-            o[g] = VF(mask_loadu)(o[g], k, t);
-            if (op == 2) {
-                od[g] = VF(mask_mov)(od[g], k, VF(set1)(NAN));
-            }
+        VF(storeu)(t + L * g, o[g]);
+        if (op == 2) {
+            VF(storeu)(td + L * g, od[g]);
+        }
+    }
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const T *xr = x + w * r;
+        T mr = -T_INF;
+        for (int j = 0; j < w; j++) {
+            mr = xr[j] > mr || xr[j] != xr[j] ? xr[j] : mr;
+        }
+        if (mr > -T_INF && mr < T_INF) {
+            continue;
+        }
+        if (op == 0) {
+            T bx[LSM_CHUNK], by[LSM_CHUNK];
+            FN(row_softmax_)(xr, 1, w, t + w * r, 1, bx, by, NULL, 0, NULL);
+        } else {
+            FN(special_log_softmax_)(xr, 1, w, mr, t + w * r, 1);
+        }
+        if (op == 2) {
+            FN(fill_)(td + w * r, 1, w, (T)NAN);
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        o[g] = VF(loadu)(t + L * g);
+        if (op == 2) {
+            od[g] = VF(loadu)(td + L * g);
         }
     }
 }
@@ -2014,7 +2020,7 @@ static void FN(row8_special_)(int op, const T *x, ptrdiff_t rows, V *o, V *od,
  * scipy.special). */
 static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
                                               ptrdiff_t rows, V *o, int w) {
-    enum { G = LSM_ROW8_G };
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
     V xv[G], m[G];
     LSM_CAT(lsm_m_, LSM_SFX) any = 0;
     FN(row8_load_)(x, rows, xv, w);
@@ -2032,8 +2038,17 @@ static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
         s[g] = u[g];
     }
     ROW8F(sum)(s, w);
-    for (int g = 0; g < G; g++) {
-        o[g] = VF(div)(u[g], s[g]);
+    if (w > L) { /* t times 1 / sum, one division per row, as row_softmax_ */
+        for (int g = 0; g < G; g += w / L) {
+            s[g] = VF(div)(VF(set1)(1.0), s[g]);
+        }
+        for (int g = 0; g < G; g++) {
+            o[g] = VF(mul)(u[g], s[g - g % (w / L)]);
+        }
+    } else {
+        for (int g = 0; g < G; g++) {
+            o[g] = VF(div)(u[g], s[g]);
+        }
     }
     if (any) {
         FN(row8_special_)(0, x, rows, o, NULL, w);
@@ -2044,27 +2059,32 @@ static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
  * row8_pairs_, into o (y) and od (dy): the terms t = exp(x - m) of each row
  * and their sums as short_block_ makes them (the max's terms, exactly 1,
  * counted apart from the rest; tv = sum t v), each row's sums by swaps
- * within its lanes. The rows' logs (in float64) take one lane each: the
- * sums of vector g (g = C k + i, C = min(w, G)) move into vector k's lanes
- * (w j + i) by masked moves, the logs and q = tv / sum come back to every
- * lane of their rows by one permute per vector. A row's count of entries at
- * the max is 1 unless the vectors' counts sum to more than their rows
- * (ties, or the tail's empty rows): then each row's is counted. */
+ * within its lanes (and a tree across its vectors). The rows' logs (in
+ * float64) take one lane each of one or two vectors: rows of w <= L lanes
+ * (P to a vector) from vector g = C k + i (C = min(w, G)) into vector k's
+ * lanes w h + i, longer rows (nv vectors each) into lane g / nv, by masked
+ * moves; the logs and q = tv / sum come back to every lane of their rows by
+ * one permute per vector. A row's count of entries at the max is 1 unless
+ * the vectors' counts sum to more than their rows (ties, or the tail's
+ * empty rows): then each row's is counted. */
 static LSM_ALWAYS_INLINE void FN(row8_logs_)(const T *restrict x,
                                              const T *restrict v,
                                              ptrdiff_t rows, V *o, V *od,
                                              int w) {
     enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
-    const int P = L / w, C = w < G ? w : G;
+    const int wide = w > L, RG = G * L / w;
+    const int P = wide ? 1 : L / w, C = wide ? G : w < G ? w : G;
+    const int nv = wide ? w / L : 1, NC = wide ? 1 : G / C;
     V xv[G], vv[G], d[G], u[G], r[G];
     LSM_CAT(lsm_m_, LSM_SFX) any = 0, at[G];
     int ones = 0;
     FN(row8_load_)(x, rows, xv, w);
-    if (v) {
-        FN(row8_load_)(v, rows, vv, w);
-    }
     for (int g = 0; g < G; g++) {
         d[g] = xv[g];
+        vv[g] = VF(zero)(); /* (read only with v) */
+    }
+    if (v) {
+        FN(row8_load_)(v, rows, vv, w);
     }
     ROW8F(max)(d, w);
     for (int g = 0; g < G; g++) {
@@ -2085,46 +2105,57 @@ static LSM_ALWAYS_INLINE void FN(row8_logs_)(const T *restrict x,
         ROW8F(sum)(u, w);
     }
     V cc[G / 4], rc[G / 4], tc[G / 4], lc[G / 4], qc[G / 4];
-    for (int k = 0; k < G / C; k++) {
+    for (int k = 0; k < NC; k++) {
         rc[k] = r[C * k];
         tc[k] = v ? u[C * k] : rc[k];
-        for (int i = 1; i < C; i++) {
-            unsigned mask = 0;
-            for (int j = i; j < L; j += C) {
+        for (int i = 1; i < (wide ? RG : C); i++) {
+            unsigned mask = wide ? 1u << i : 0;
+            for (int j = i; !wide && j < L; j += C) {
                 mask |= 1u << j;
             }
-            rc[k] = VF(mask_mov)(rc[k], mask, r[C * k + i]);
+            rc[k] = VF(mask_mov)(rc[k], mask, r[C * k + nv * i]);
             if (v) {
-                tc[k] = VF(mask_mov)(tc[k], mask, u[C * k + i]);
+                tc[k] = VF(mask_mov)(tc[k], mask, u[C * k + nv * i]);
             }
         }
         cc[k] = VF(set1)(1.0);
     }
-    if (ones != P * G) {
+    if (ones != RG) {
         T cnt[G / 4][L];
-        for (int k = 0; k < G / C; k++) {
+        for (int k = 0; k < NC; k++) {
             for (int j = 0; j < L; j++) {
-                cnt[k][j] = 1;
+                cnt[k][j] = 0;
             }
         }
         for (int g = 0; g < G; g++) {
             for (int h = 0; h < P; h++) {
-                cnt[g / C][w * h + g % C] = (T)__builtin_popcount(
-                    (unsigned)at[g] >> (w * h) & ((1u << w) - 1u));
+                const unsigned bits = (unsigned)at[g] >> (wide ? 0 : w * h);
+                const T c = (T)__builtin_popcount(
+                    wide ? bits : bits & ((1u << w) - 1u));
+                if (wide) {
+                    cnt[0][g / nv] += c;
+                } else {
+                    cnt[g / C][w * h + g % C] = c;
+                }
             }
         }
-        for (int k = 0; k < G / C; k++) {
+        for (int k = 0; k < NC; k++) {
+            for (int j = 0; j < L; j++) {
+                cnt[k][j] = cnt[k][j] > 0 ? cnt[k][j] : 1; /* unused lanes */
+            }
             cc[k] = VF(loadu)(cnt[k]);
         }
     }
-    for (int k = 0; k < G / C; k++) {
-        ROW8F(log)(cc[k], rc[k], tc[k], v != NULL, P * C < L, &lc[k], &qc[k]);
+    for (int k = 0; k < NC; k++) {
+        ROW8F(log)
+        (cc[k], rc[k], tc[k], v != NULL, wide || P * C < L, &lc[k], &qc[k]);
     }
     for (int g = 0; g < G; g++) {
-        const __m512i idx = VF(spread)(w, g % C);
-        o[g] = VF(sub)(d[g], VF(from)(idx, lc[g / C]));
+        const __m512i idx = wide ? VF(spread)(L, g / nv) : VF(spread)(w, g % C);
+        const int k = wide ? 0 : g / C;
+        o[g] = VF(sub)(d[g], VF(from)(idx, lc[k]));
         if (v) {
-            od[g] = VF(sub)(vv[g], VF(from)(idx, qc[g / C]));
+            od[g] = VF(sub)(vv[g], VF(from)(idx, qc[k]));
         }
     }
     if (any) {
@@ -2205,21 +2236,20 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
                                              const T *v, T *y, T *dy, int nt,
                                              int w) {
     enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
-    const int P = L / w;
-    const ptrdiff_t K = R / (P * G);
+    const int RG = G * L / w; /* rows per group */
+    const ptrdiff_t K = R / RG;
     ptrdiff_t k = 0;
     V o[G], od[G];
     if (nt && K > 1) {
         FN(row8_sink_) sy, sd;
-        FN(row8_group_)(op, x, v, P * G, o, od, w);
+        FN(row8_group_)(op, x, v, RG, o, od, w);
         FN(row8_sink_start_)(&sy, y, o);
         if (op == 2) {
             FN(row8_sink_start_)(&sd, dy, od);
         }
         for (k = 1; k < K; k++) {
             FN(row8_group_)
-            (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, P * G, o, od,
-             w);
+            (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, RG, o, od, w);
             FN(row8_sink_put_)(&sy, o);
             if (op == 2) {
                 FN(row8_sink_put_)(&sd, od);
@@ -2233,7 +2263,7 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
     }
     for (; k < K; k++) {
         FN(row8_group_)
-        (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, P * G, o, od, w);
+        (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, RG, o, od, w);
         for (int g = 0; g < G; g++) {
             VF(storeu)(y + L * (G * k + g), o[g]);
             if (op == 2) {
@@ -2241,7 +2271,7 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
             }
         }
     }
-    const ptrdiff_t done = P * G * K;
+    const ptrdiff_t done = RG * K;
     if (done < R) { /* the last rows, fewer than P G */
         FN(row8_group_)
         (op, x + w * done, op == 2 ? v + w * done : NULL, R - done, o, od, w);
@@ -2258,36 +2288,49 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
     }
 }
 
-/* Whether rows of n take row8_rows_: float32 rows of 4, 8 and 16, float64
- * rows of 4 and 8 (a row within one vector). */
+/* Whether packed rows of n take row8_rows_: rows of a power of 2 from 4
+ * elements up to G vectors (rows longer than a vector span several). */
 static int FN(row8_n_)(ptrdiff_t n) {
-    return n == 4 || n == 8 || (sizeof(T) == 4 && n == 16);
+    enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
+    return n >= 4 && n <= G * L && (n & (n - 1)) == 0;
 }
 
-/* row8_rows_ with its op and row length constants, a function each */
-#define ROW8_INSTANCE(op, w)                                                   \
+/* row8_rows_ with its op and row length constants, a function each; w
+ * capped at G vectors (float64's 128: never called) */
+#define ROW8_INSTANCE(op, w, most)                                             \
     static void FN(row8_##op##_##w##_)(ptrdiff_t R, const T *x, const T *v,    \
                                        T *y, T *dy, int nt) {                  \
-        FN(row8_rows_)(op, R, x, v, y, dy, nt, w);                             \
+        FN(row8_rows_)(op, R, x, v, y, dy, nt, (w) < (most) ? (w) : (most));   \
     }
-ROW8_INSTANCE(0, 4)
-ROW8_INSTANCE(0, 8)
-ROW8_INSTANCE(0, 16)
-ROW8_INSTANCE(1, 4)
-ROW8_INSTANCE(1, 8)
-ROW8_INSTANCE(1, 16)
-ROW8_INSTANCE(2, 4)
-ROW8_INSTANCE(2, 8)
-ROW8_INSTANCE(2, 16)
+#define ROW8_GL (LSM_ROW8_G * 64 / (int)sizeof(T))
+#define ROW8_INSTANCES(op)                                                     \
+    ROW8_INSTANCE(op, 4, ROW8_GL)                                              \
+    ROW8_INSTANCE(op, 8, ROW8_GL)                                              \
+    ROW8_INSTANCE(op, 16, ROW8_GL)                                             \
+    ROW8_INSTANCE(op, 32, ROW8_GL)                                             \
+    ROW8_INSTANCE(op, 64, ROW8_GL)                                             \
+    ROW8_INSTANCE(op, 128, ROW8_GL)
+ROW8_INSTANCES(0)
+ROW8_INSTANCES(1)
+ROW8_INSTANCES(2)
+#undef ROW8_INSTANCES
+#undef ROW8_GL
 #undef ROW8_INSTANCE
 static void FN(row8_run_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
                           const T *v, T *y, T *dy, int nt) {
-    static void (*const run[3][3])(ptrdiff_t, const T *, const T *, T *, T *,
-                                   int) = {
-        {FN(row8_0_4_), FN(row8_0_8_), FN(row8_0_16_)},
-        {FN(row8_1_4_), FN(row8_1_8_), FN(row8_1_16_)},
-        {FN(row8_2_4_), FN(row8_2_8_), FN(row8_2_16_)}};
-    run[op][n == 4 ? 0 : n == 8 ? 1 : 2](R, x, v, y, dy, nt);
+    typedef void (*run_fn)(ptrdiff_t, const T *, const T *, T *, T *, int);
+    static const run_fn run[3][6] = {
+        {FN(row8_0_4_), FN(row8_0_8_), FN(row8_0_16_), FN(row8_0_32_),
+         FN(row8_0_64_), FN(row8_0_128_)},
+        {FN(row8_1_4_), FN(row8_1_8_), FN(row8_1_16_), FN(row8_1_32_),
+         FN(row8_1_64_), FN(row8_1_128_)},
+        {FN(row8_2_4_), FN(row8_2_8_), FN(row8_2_16_), FN(row8_2_32_),
+         FN(row8_2_64_), FN(row8_2_128_)}};
+    int k = 0;
+    while ((ptrdiff_t)4 << k < n) {
+        k++;
+    }
+    run[op][k](R, x, v, y, dy, nt);
 }
 #undef V
 #undef VF
@@ -3402,6 +3445,15 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
         FN(short_rows_run_)(op, outer, n, x, v, y, dy, NULL, 0);
         return LSM_OK;
     }
+#if HAVE_ROW8
+    /* packed rows longer than LSM_SHORT: row8_rows_ too */
+    if (FN(row8_n_)(n) && inner == 1 && xs[1] == 1 && xs[0] == n &&
+        ys[1] == 1 && ys[0] == n &&
+        (op != 2 || (vs[1] == 1 && vs[0] == n && dys[1] == 1 && dys[0] == n))) {
+        FN(short_rows_run_)(op, outer, n, x, v, y, dy, NULL, 0);
+        return LSM_OK;
+    }
+#endif
     const ptrdiff_t rows = outer * inner, streams = op == 2 ? 2 : 1;
     const int nt = FN(stream_)(rows * n);
     if (n >= LSM_SPLIT_MIN && (op != 0 || n >= LSM_LONG_ROW(T)) &&

@@ -322,13 +322,14 @@ static inline __m512d lsm_vexpneg_f64_(__m512d d) {
 }
 #endif
 #if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
-/* Short rows in 512-bit vectors (row8_softmax_): rows of 8 (two float32 rows
- * or one float64 row to a vector), of 4 (four or two) and float32 rows of 16
- * (one), LSM_ROW8_G vectors at a time (each step over the G vectors side by
- * side, so that the core has G independent chains in flight rather than one
- * long one). Each row's max and sum by log2(row length) swaps within its
- * lanes (adjacent lanes, pairs, halves), the result in all lanes of the row.
- * The vector operations under one name per type (lsm_v_NAME_f32,
+/* Packed rows in 512-bit vectors (the template's row8_rows_: softmax,
+ * log_softmax, the JVP): rows of 4 to 128 float32 or 64 float64 elements (a
+ * power of 2), LSM_ROW8_G vectors at a time (each step over the G vectors
+ * side by side, so that the core has G independent chains in flight rather
+ * than one long one). A row within a vector: its max and sums by log2(row
+ * length) swaps within its lanes (adjacent lanes, pairs, halves), the
+ * result in all lanes of the row; a longer row: a tree across its vectors
+ * first. The vector operations under one name per type (lsm_v_NAME_f32,
  * lsm_v_NAME_f64) for the template. */
 #define LSM_HAVE_ROW8_f32 1
 #define LSM_HAVE_ROW8_f64 1

@@ -2012,12 +2012,13 @@ static void FN(row8_special_)(int op, const T *x, ptrdiff_t rows, V *o, V *od,
     }
 }
 
-/* softmax of `rows` rows of w (4, 8 or 16 elements, a constant where it is
- * inlined) at x (at most LSM_ROW8_G vectors' worth; P rows to a vector,
- * into o: lanes past the rows read as 0 and give rows of 1/w), in
- * registers: no transposes. The outputs are u / sum u (one rounding). A
- * row with a max of +-inf or nan takes row_softmax_ (the IEEE answers of
- * scipy.special). */
+/* softmax of `rows` rows of w (a power of 2 from 4 to G L elements, a
+ * constant where it is inlined) at x (at most LSM_ROW8_G vectors' worth; P
+ * rows to a vector, or a row over w / L vectors; into o: lanes past the
+ * rows read as 0 and give rows of 1/w), in registers: no transposes. The
+ * outputs are u / sum u (one rounding; rows over several vectors u times
+ * 1 / sum, as row_softmax_). A row with a max of +-inf or nan takes
+ * row_softmax_ (the IEEE answers of scipy.special). */
 static LSM_ALWAYS_INLINE void FN(row8_pairs_)(const T *restrict x,
                                               ptrdiff_t rows, V *o, int w) {
     enum { G = LSM_ROW8_G, L = 64 / (int)sizeof(T) };
@@ -2229,7 +2230,7 @@ static LSM_ALWAYS_INLINE void FN(row8_sink_end_)(FN(row8_sink_) * s) {
     VF(mask_storeu)(s->y - s->h, VF(lanes)(L) & ~((1u << s->h) - 1u), s->prev);
 }
 
-/* op (0 softmax, 1 log_softmax, 2 its JVP) of R rows of w (4, 8 or 16;
+/* op (0 softmax, 1 log_softmax, 2 its JVP) of R rows of w (as row8_pairs_;
  * back to back at x, and v) into y (and dy; may be x or v): with streaming
  * stores (row8_sink_) when nt. */
 static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,

@@ -422,96 +422,68 @@ static inline __m512 lsm_v_from_f32(__m512i idx, __m512 a) {
 static inline __m512d lsm_v_from_f64(__m512i idx, __m512d a) {
     return _mm512_permutexvar_pd(idx, a);
 }
-/* The swaps of a row's K lanes (K = 4, 8 or 16; OP: max or add): adjacent
- * lanes, pairs, then 128-bit and 256-bit halves as K needs. */
-#define LSM_ROW8_STEP(a, EXPR)                                                 \
-    for (int g = 0; g < LSM_ROW8_G; g++) {                                     \
+/* The swaps of a row's K lanes in each of the first N vectors of a (K = 4,
+ * 8 or 16; OP: max or add): adjacent lanes, pairs, then 128-bit and 256-bit
+ * halves as K needs. */
+#define LSM_ROW8_STEP(a, N, EXPR)                                              \
+    for (int g = 0; g < (N); g++) {                                            \
         a[g] = EXPR;                                                           \
     }
-#define LSM_ROW8_SWAPS_f32(OP, a, K)                                           \
+#define LSM_ROW8_SWAPS_f32(OP, a, K, N)                                        \
     do {                                                                       \
-        LSM_ROW8_STEP(a, OP##_ps(a[g], _mm512_permute_ps(a[g], 0xB1)))         \
-        LSM_ROW8_STEP(a, OP##_ps(a[g], _mm512_permute_ps(a[g], 0x4E)))         \
+        LSM_ROW8_STEP(a, N, OP##_ps(a[g], _mm512_permute_ps(a[g], 0xB1)))      \
+        LSM_ROW8_STEP(a, N, OP##_ps(a[g], _mm512_permute_ps(a[g], 0x4E)))      \
         if ((K) >= 8) {                                                        \
             LSM_ROW8_STEP(                                                     \
-                a, OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1)))      \
+                a, N, OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0xB1)))   \
         }                                                                      \
         if ((K) >= 16) {                                                       \
             LSM_ROW8_STEP(                                                     \
-                a, OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0x4E)))      \
+                a, N, OP##_ps(a[g], _mm512_shuffle_f32x4(a[g], a[g], 0x4E)))   \
         }                                                                      \
     } while (0)
-#define LSM_ROW8_SWAPS_f64(OP, a, K)                                           \
+#define LSM_ROW8_SWAPS_f64(OP, a, K, N)                                        \
     do {                                                                       \
-        LSM_ROW8_STEP(a, OP##_pd(a[g], _mm512_permute_pd(a[g], 0x55)))         \
-        LSM_ROW8_STEP(a, OP##_pd(a[g], _mm512_permutex_pd(a[g], 0x4E)))        \
+        LSM_ROW8_STEP(a, N, OP##_pd(a[g], _mm512_permute_pd(a[g], 0x55)))      \
+        LSM_ROW8_STEP(a, N, OP##_pd(a[g], _mm512_permutex_pd(a[g], 0x4E)))     \
         if ((K) >= 8) {                                                        \
             LSM_ROW8_STEP(                                                     \
-                a, OP##_pd(a[g], _mm512_shuffle_f64x2(a[g], a[g], 0x4E)))      \
+                a, N, OP##_pd(a[g], _mm512_shuffle_f64x2(a[g], a[g], 0x4E)))   \
         }                                                                      \
     } while (0)
-/* Rows of K > lanes elements, K / lanes vectors each (K / lanes a power of
- * 2 dividing LSM_ROW8_G): each row's vectors combined into its first by a
- * tree (OP), that vector's lanes by the swaps, the result copied to all the
+/* lsm_row8_NAME_S(a, K): the row reductions (max or sum) of LSM_ROW8_G
+ * vectors a, each row's result in all its lanes. Rows of K <= LANES: the
+ * swaps. Rows of K > LANES elements, K / LANES vectors each (a power of 2
+ * dividing LSM_ROW8_G): each row's vectors combined into its first by a
+ * tree, that vector's lanes by the swaps, the result copied to all the
  * row's vectors. (A nan may be lost in the tree, whose max returns the
  * second operand where one is nan; the row's terms are then nan, and so
  * are its outputs, as scipy.special's.) */
-#define LSM_ROW8_WIDE(S, OP, a, K, LANES)                                      \
-    do {                                                                       \
-        const int nv_ = (K) / (LANES);                                         \
-        for (int g0 = 0; g0 < LSM_ROW8_G; g0 += nv_) {                         \
-            for (int s_ = 1; s_ < nv_; s_ *= 2) {                              \
-                for (int j_ = g0; j_ < g0 + nv_; j_ += 2 * s_) {               \
-                    a[j_] = OP##_##S(a[j_], a[j_ + s_]);                       \
+#define LSM_ROW8_REDUCE(NAME, S, V, OP, PS, LANES)                             \
+    static LSM_ALWAYS_INLINE void lsm_row8_##NAME##_##S(V *a, int K) {         \
+        if (K <= (LANES)) {                                                    \
+            LSM_ROW8_SWAPS_##S(OP, a, K, LSM_ROW8_G);                          \
+            return;                                                            \
+        }                                                                      \
+        const int nv = K / (LANES);                                            \
+        for (int g0 = 0; g0 < LSM_ROW8_G; g0 += nv) {                          \
+            for (int s = 1; s < nv; s *= 2) {                                  \
+                for (int j = g0; j < g0 + nv; j += 2 * s) {                    \
+                    a[j] = OP##_##PS(a[j], a[j + s]);                          \
                 }                                                              \
             }                                                                  \
-            LSM_ROW8_SWAPS_##S##_1(OP, a[g0]);                                 \
-            for (int j_ = g0 + 1; j_ < g0 + nv_; j_++) {                       \
-                a[j_] = a[g0];                                                 \
+            V *const first = a + g0;                                           \
+            LSM_ROW8_SWAPS_##S(OP, first, LANES, 1);                           \
+            for (int j = g0 + 1; j < g0 + nv; j++) {                           \
+                a[j] = a[g0];                                                  \
             }                                                                  \
         }                                                                      \
-    } while (0)
-#define LSM_ROW8_SWAPS_ps_1(OP, t)                                             \
-    do {                                                                       \
-        t = OP##_ps(t, _mm512_permute_ps(t, 0xB1));                            \
-        t = OP##_ps(t, _mm512_permute_ps(t, 0x4E));                            \
-        t = OP##_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));                      \
-        t = OP##_ps(t, _mm512_shuffle_f32x4(t, t, 0x4E));                      \
-    } while (0)
-#define LSM_ROW8_SWAPS_pd_1(OP, t)                                             \
-    do {                                                                       \
-        t = OP##_pd(t, _mm512_permute_pd(t, 0x55));                            \
-        t = OP##_pd(t, _mm512_permutex_pd(t, 0x4E));                           \
-        t = OP##_pd(t, _mm512_shuffle_f64x2(t, t, 0x4E));                      \
-    } while (0)
-static LSM_ALWAYS_INLINE void lsm_row8_max_f32(__m512 *a, int K) {
-    if (K > 16) {
-        LSM_ROW8_WIDE(ps, _mm512_max, a, K, 16);
-        return;
     }
-    LSM_ROW8_SWAPS_f32(_mm512_max, a, K);
-}
-static LSM_ALWAYS_INLINE void lsm_row8_sum_f32(__m512 *a, int K) {
-    if (K > 16) {
-        LSM_ROW8_WIDE(ps, _mm512_add, a, K, 16);
-        return;
-    }
-    LSM_ROW8_SWAPS_f32(_mm512_add, a, K);
-}
-static LSM_ALWAYS_INLINE void lsm_row8_max_f64(__m512d *a, int K) {
-    if (K > 8) {
-        LSM_ROW8_WIDE(pd, _mm512_max, a, K, 8);
-        return;
-    }
-    LSM_ROW8_SWAPS_f64(_mm512_max, a, K);
-}
-static LSM_ALWAYS_INLINE void lsm_row8_sum_f64(__m512d *a, int K) {
-    if (K > 8) {
-        LSM_ROW8_WIDE(pd, _mm512_add, a, K, 8);
-        return;
-    }
-    LSM_ROW8_SWAPS_f64(_mm512_add, a, K);
-}
+LSM_ROW8_REDUCE(max, f32, __m512, _mm512_max, ps, 16)
+LSM_ROW8_REDUCE(sum, f32, __m512, _mm512_add, ps, 16)
+LSM_ROW8_REDUCE(max, f64, __m512d, _mm512_max, pd, 8)
+LSM_ROW8_REDUCE(sum, f64, __m512d, _mm512_add, pd, 8)
+#undef LSM_ROW8_REDUCE
 /* u = e^d 2^64 for d = x - m <= 0 (d clamped to -104, where exp rounds to
  * 0 once divided by the sum of u), as lsm_expneg_mul_f32 without its last
  * multiply: Cody-Waite reduction and the degree-6 polynomial of

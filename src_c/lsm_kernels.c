@@ -158,6 +158,13 @@
  * unchanged; softmax has its own short row function (softmax_short_):
  * float32 rows of 65-319 0.64-0.87x, float64 rows of 65-159 0.83-0.94x. */
 #define LSM_MID_BYTES 1280
+/* how far ahead mid-length rows prefetch (rows_ahead_) */
+#ifndef LSM_AHEAD_BYTES
+#define LSM_AHEAD_BYTES 4096
+#endif
+#ifndef LSM_AHEAD_MIN
+#define LSM_AHEAD_MIN ((ptrdiff_t)4 << 20)
+#endif
 
 /* F(R, n, ...), R and n those of the calling scope, with n a compile-time
  * constant for n = 2..16 (loops over a short row then vectorise), else with

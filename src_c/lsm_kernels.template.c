@@ -1137,6 +1137,34 @@ static int FN(mid_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *xs) {
            xs[1] == 1;
 }
 
+/* Hints for `rows` rows of the mid-length rows at x (row stride s, outer
+ * rows of n elements) some LSM_AHEAD_BYTES on from row r (2 rows at least),
+ * where they exist: a pair of rows (or a row) prefetches the pair (the row)
+ * that far ahead, so that the rows stream in from memory while the core
+ * computes; the hardware prefetchers alone left the memory idle during each
+ * pair's compute. A/B (1 thread, Zen 4, cold, 8M elements) against no
+ * hints, at avx512: logsumexp of float32 rows of 80 and 128 0.67-0.8x the
+ * time, float64 0.71-0.75x; softmax of float64 rows of 80 and 128
+ * 0.76-0.77x, log_softmax 0.8-0.83x, the JVP (now in pairs, see
+ * rowwise_range_) 0.72-0.74x; the float32 JVP of rows of 300 0.86x; at
+ * avx2 0.8-0.87x (float32 JVP 0.97x); 2 threads 0.83-0.93x. Where the core
+ * bounds the passes (float32 rows of 100 and 150, float32 logsumexp of rows
+ * of 300) 0.99-1.02x. Distances of 2 to 16 rows
+ * measured: rows of 512 bytes did best 8-16 rows on, of 1 KB 2-8, of 1.2
+ * KB 2-3. Arrays of LSM_AHEAD_MIN bytes or less take none: hot in L2 or
+ * L3 they gain nothing (logsumexp of float32 (4000, 128) and (16000, 128),
+ * 2 and 8 MB, repeated: 1.04-1.08x the time with the hints; float64 0.88-
+ * 1.1x; into L2 only, 1.02-1.1x). */
+static LSM_ALWAYS_INLINE void FN(rows_ahead_)(const T *x, ptrdiff_t s,
+                                              ptrdiff_t r, ptrdiff_t outer,
+                                              ptrdiff_t n, ptrdiff_t rows) {
+    const ptrdiff_t b = n * (ptrdiff_t)sizeof(T);
+    const ptrdiff_t a = LSM_AHEAD_BYTES / b > 2 ? LSM_AHEAD_BYTES / b : 2;
+    if (x && r + a + rows <= outer && outer * b > LSM_AHEAD_MIN) {
+        FN(prefetch_)(x + (r + a) * s, rows * n, 0);
+    }
+}
+
 /* log(sum) - m for a regular row, and the sign of the sum. */
 static double FN(stats_log_)(const STATS *st, double *sign) {
     double c = st->c, rest = st->rest;
@@ -2671,6 +2699,7 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
             STATS st;
             if (pair) { /* rows two by two, then one by one */
                 const T *xr = x + o * xs[0];
+                FN(rows_ahead_)(x, xs[0], o, outer, n, 2);
                 STATS s1;
                 const int done =
                     i + 1 < cnt && !FN(pair_stats_)(xr, xr + xs[0], n, &st, &s1)
@@ -3278,6 +3307,7 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         FN(mid_rows_)(n, inner, ys)) {
         ptrdiff_t r = lo;
         for (; r + 1 < hi; r += 2) {
+            FN(rows_ahead_)(x, xs[0], r, outer, n, 2);
             FN(log_softmax_pair_)
             (x + r * xs[0], x + (r + 1) * xs[0], n, y + r * ys[0],
              y + (r + 1) * ys[0], 1);
@@ -3288,15 +3318,17 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         lsm_nt_fence_();
         return;
     }
-    /* the float32 JVP likewise (jvp_short_): A/B as above, rows of 65-300
-     * 0.7-0.87x the time at avx512 and avx2; the float64 JVP, pipelined
-     * there, was 0.77-1.33x (rows of 65 1.15-1.33x) and stays (with the
-     * pairs too: rows of 100-128 0.61-0.74x, of 65 1.04-1.16x, of 150
-     * 0.88-1.06x) */
-    if (op == 2 && sizeof(T) == 4 && nt && FN(mid_rows_)(n, inner, xs) &&
-        FN(mid_rows_)(n, inner, ys) && FN(mid_rows_)(n, inner, vs) &&
-        FN(mid_rows_)(n, inner, dys) && x != y && x != dy && v != y &&
-        v != dy) {
+    /* the JVP likewise (jvp_short_): A/B as above, float32 rows of 65-300
+     * 0.7-0.87x the time at avx512 and avx2. The float64 JVP was pipelined
+     * there until its rows prefetched the rows ahead (rows_ahead_): against
+     * the pipelined rows (A/B, 1 thread, Zen 4, cold, 8M elements), rows of
+     * 72, 80, 128, 129, 150 0.68-0.77x the time at avx512, 0.84-0.93x at
+     * avx2; rows of 73, 97 and 100 0.8-1.04x; rows of 65 1.04x (avx2
+     * 1.07x): float64 rows under 72 stay pipelined */
+    if (op == 2 && (sizeof(T) == 4 || n >= 72) && nt &&
+        FN(mid_rows_)(n, inner, xs) && FN(mid_rows_)(n, inner, ys) &&
+        FN(mid_rows_)(n, inner, vs) && FN(mid_rows_)(n, inner, dys) && x != y &&
+        x != dy && v != y && v != dy) {
         /* in pairs where a row is one block (jvp_pair_): A/B (1 thread,
          * Zen 4, cold, 8M elements) float32 rows of 65-200 0.72-0.99x the
          * time at avx512, rows of 65-128 0.81-0.97x at avx2; longer rows
@@ -3304,12 +3336,16 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         const int paired = n * (ptrdiff_t)sizeof(T) <= LSM_SUB;
         ptrdiff_t r = lo;
         for (; paired && r + 1 < hi; r += 2) {
+            FN(rows_ahead_)(x, xs[0], r, outer, n, 2);
+            FN(rows_ahead_)(v, vs[0], r, outer, n, 2);
             FN(jvp_pair_)
             (x + r * xs[0], x + (r + 1) * xs[0], v + r * vs[0],
              v + (r + 1) * vs[0], n, y + r * ys[0], y + (r + 1) * ys[0],
              dy + r * dys[0], dy + (r + 1) * dys[0]);
         }
         for (; r < hi; r++) {
+            FN(rows_ahead_)(x, xs[0], r, outer, n, 1);
+            FN(rows_ahead_)(v, vs[0], r, outer, n, 1);
             FN(jvp_short_)
             (x + r * xs[0], v + r * vs[0], n, y + r * ys[0], dy + r * dys[0]);
         }
@@ -3329,6 +3365,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                      : NULL;
         for (ptrdiff_t r = lo; r < hi; r++) {
             const ptrdiff_t o = r / inner, k = r % inner;
+            if (mid) {
+                FN(rows_ahead_)(x, xs[0], o, outer, n, 2);
+            }
             if (mid && r + 1 < hi &&
                 !FN(softmax_pair_)(x + o * xs[0], x + (o + 1) * xs[0], n,
                                    y + o * ys[0], y + (o + 1) * ys[0], nt)) {

@@ -1142,10 +1142,10 @@ static int FN(mid_rows_)(ptrdiff_t n, ptrdiff_t inner, const ptrdiff_t *xs) {
  * where they exist: a pair of rows (or a row) prefetches the pair (the row)
  * that far ahead, so that the rows stream in from memory while the core
  * computes; the hardware prefetchers alone left the memory idle during each
- * pair's compute. A/B (1 thread, Zen 4, cold, 8M elements) against no
- * hints, at avx512: logsumexp of float32 rows of 80 and 128 0.67-0.8x the
- * time, float64 0.71-0.75x; softmax of float64 rows of 80 and 128
- * 0.76-0.77x, log_softmax 0.8-0.83x, the JVP (now in pairs, see
+ * pair's compute. A/B (1 thread, Intel Xeon family 6 model 207, cold, 8M
+ * elements) against no hints, at avx512: logsumexp of float32 rows of 80 and
+ * 128 0.67-0.8x the time, float64 0.71-0.75x; softmax of float64 rows of 80 and
+ * 128 0.76-0.77x, log_softmax 0.8-0.83x, the JVP (now in pairs, see
  * rowwise_range_) 0.72-0.74x; the float32 JVP of rows of 300 0.86x; at
  * avx2 0.8-0.87x (float32 JVP 0.97x); 2 threads 0.83-0.93x. Where the core
  * bounds the passes (float32 rows of 100 and 150, float32 logsumexp of rows
@@ -2264,13 +2264,13 @@ static LSM_ALWAYS_INLINE void FN(row8_sink_end_)(FN(row8_sink_) * s) {
 /* Hints for group k + ahead of x (and v for the JVP, op 2) of the K
  * groups of G vectors, where it exists (ahead 0: none): as for the pairs
  * of mid-length rows (rows_ahead_), the hardware prefetchers alone left the
- * memory idle while a group computed. A/B (1 thread, Zen 4, cold, avx512,
- * 8M elements, 15 rounds) against none: softmax float32 (65536, 128) 0.74x
- * the time, (1M, 8) 0.81x, (500K, 16) 0.83x, float64 (131072, 64) 0.72x,
- * (1M, 8) 0.86x; log_softmax float32 (65536, 128) 0.79x, (262144, 32) and
- * (1M, 8) 0.83-0.87x, float64 (1M, 8) 0.86x; the JVP 0.86-0.92x; 2 threads
- * 0.75-0.89x; distances of 2, 4 and 8 KB alike (within 0.04x); hot arrays
- * (under LSM_AHEAD_MIN, no hints) 0.99-1.01x. */
+ * memory idle while a group computed. A/B (1 thread, Intel Xeon family 6 model
+ * 207, cold, avx512, 8M elements, 15 rounds) against none: softmax float32
+ * (65536, 128) 0.74x the time, (1M, 8) 0.81x, (500K, 16) 0.83x, float64
+ * (131072, 64) 0.72x, (1M, 8) 0.86x; log_softmax float32 (65536, 128) 0.79x,
+ * (262144, 32) and (1M, 8) 0.83-0.87x, float64 (1M, 8) 0.86x; the JVP
+ * 0.86-0.92x; 2 threads 0.75-0.89x; distances of 2, 4 and 8 KB alike (within
+ * 0.04x); hot arrays (under LSM_AHEAD_MIN, no hints) 0.99-1.01x. */
 static LSM_ALWAYS_INLINE void FN(row8_ahead_)(int op, const T *x, const T *v,
                                               ptrdiff_t k, ptrdiff_t K,
                                               ptrdiff_t ahead) {
@@ -3350,10 +3350,10 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     /* the JVP likewise (jvp_short_): A/B as above, float32 rows of 65-300
      * 0.7-0.87x the time at avx512 and avx2. The float64 JVP was pipelined
      * there until its rows prefetched the rows ahead (rows_ahead_): against
-     * the pipelined rows (A/B, 1 thread, Zen 4, cold, 8M elements), rows of
-     * 72, 80, 128, 129, 150 0.68-0.77x the time at avx512, 0.84-0.93x at
-     * avx2; rows of 73, 97 and 100 0.8-1.04x; rows of 65 1.04x (avx2
-     * 1.07x): float64 rows under 72 stay pipelined */
+     * the pipelined rows (A/B, 1 thread, Intel Xeon family 6 model 207, cold,
+     * 8M elements), rows of 72, 80, 128, 129, 150 0.68-0.77x the time at
+     * avx512, 0.84-0.93x at avx2; rows of 73, 97 and 100 0.8-1.04x; rows of
+     * 65 1.04x (avx2 1.07x): float64 rows under 72 stay pipelined */
     if (op == 2 && (sizeof(T) == 4 || n >= 72) && nt &&
         FN(mid_rows_)(n, inner, xs) && FN(mid_rows_)(n, inner, ys) &&
         FN(mid_rows_)(n, inner, vs) && FN(mid_rows_)(n, inner, dys) && x != y &&

@@ -2258,13 +2258,10 @@ static LSM_ALWAYS_INLINE void FN(row8_sink_end_)(FN(row8_sink_) * s) {
     VF(mask_storeu)(s->y - s->h, VF(lanes)(L) & ~((1u << s->h) - 1u), s->prev);
 }
 
-/* op (0 softmax, 1 log_softmax, 2 its JVP) of R rows of w (as row8_pairs_;
- * back to back at x, and v) into y (and dy; may be x or v): with streaming
- * stores (row8_sink_) when nt. */
 /* Hints for group k + ahead of x (and v for the JVP, op 2) of the K
- * groups of G vectors, where it exists (ahead 0: none): as for the pairs
- * of mid-length rows (rows_ahead_), the hardware prefetchers alone left the
- * memory idle while a group computed. A/B (1 thread, Intel Xeon family 6 model
+ * groups of G vectors: rows_ahead_, with a group for a row. As for the
+ * pairs of mid-length rows, the hardware prefetchers alone left the memory
+ * idle while a group computed. A/B (1 thread, Intel Xeon family 6 model
  * 207, cold, avx512, 8M elements, 15 rounds) against none: softmax float32
  * (65536, 128) 0.74x the time, (1M, 8) 0.81x, (500K, 16) 0.83x, float64
  * (131072, 64) 0.72x, (1M, 8) 0.86x; log_softmax float32 (65536, 128) 0.79x,
@@ -2272,17 +2269,17 @@ static LSM_ALWAYS_INLINE void FN(row8_sink_end_)(FN(row8_sink_) * s) {
  * 0.86-0.92x; 2 threads 0.75-0.89x; distances of 2, 4 and 8 KB alike (within
  * 0.04x); hot arrays (under LSM_AHEAD_MIN, no hints) 0.99-1.01x. */
 static LSM_ALWAYS_INLINE void FN(row8_ahead_)(int op, const T *x, const T *v,
-                                              ptrdiff_t k, ptrdiff_t K,
-                                              ptrdiff_t ahead) {
+                                              ptrdiff_t k, ptrdiff_t K) {
     enum { GL = LSM_ROW8_G * 64 / (int)sizeof(T) };
-    if (ahead > 0 && k + ahead < K) {
-        FN(prefetch_)(x + GL * (k + ahead), GL, 0);
-        if (op == 2) {
-            FN(prefetch_)(v + GL * (k + ahead), GL, 0);
-        }
+    FN(rows_ahead_)(x, GL, k, K, GL, 1);
+    if (op == 2) {
+        FN(rows_ahead_)(v, GL, k, K, GL, 1);
     }
 }
 
+/* op (0 softmax, 1 log_softmax, 2 its JVP) of R rows of w (as row8_pairs_;
+ * back to back at x, and v) into y (and dy; may be x or v): with streaming
+ * stores (row8_sink_) when nt. */
 static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
                                              const T *v, T *y, T *dy, int nt,
                                              int w) {
@@ -2291,11 +2288,6 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
     const ptrdiff_t K = R / RG;
     ptrdiff_t k = 0;
     V o[G], od[G];
-    /* hints for the group some LSM_AHEAD_BYTES on (as rows_ahead_) */
-    const ptrdiff_t ahead =
-        R * w * (ptrdiff_t)sizeof(T) > LSM_AHEAD_MIN
-            ? LSM_AHEAD_BYTES / (L * G * (ptrdiff_t)sizeof(T))
-            : 0;
     if (nt && K > 1) {
         FN(row8_sink_) sy, sd;
         FN(row8_group_)(op, x, v, RG, o, od, w);
@@ -2304,7 +2296,7 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
             FN(row8_sink_start_)(&sd, dy, od);
         }
         for (k = 1; k < K; k++) {
-            FN(row8_ahead_)(op, x, v, k, K, ahead);
+            FN(row8_ahead_)(op, x, v, k, K);
             FN(row8_group_)
             (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, RG, o, od, w);
             FN(row8_sink_put_)(&sy, o);
@@ -2319,7 +2311,7 @@ static LSM_ALWAYS_INLINE void FN(row8_rows_)(int op, ptrdiff_t R, const T *x,
         lsm_nt_fence_();
     }
     for (; k < K; k++) {
-        FN(row8_ahead_)(op, x, v, k, K, ahead);
+        FN(row8_ahead_)(op, x, v, k, K);
         FN(row8_group_)
         (op, x + L * G * k, op == 2 ? v + L * G * k : NULL, RG, o, od, w);
         for (int g = 0; g < G; g++) {

@@ -718,6 +718,30 @@ static inline void lsm_nt_fence_(void) {}
  * rows of 4 KB 0.85 / 0.88, 128 KB 0.79 / 0.89-0.94, 1 MB 0.75-0.78 /
  * 0.81-0.85; rows of 512 bytes 1.04-1.14 / 0.91-0.93. */
 #define LSM_PIPE_NT 4096
+/* float64 log_softmax rows of this many bytes or more are streamed like
+ * the others when the exp is lsm_vexp_core_f64_'s (the statistics pass then
+ * fused and hinted, see LSM_FUSE_AHEAD); shorter ones, and every float64
+ * row at levels without it, stay pipelined with plain stores. A/B (1
+ * thread, Intel Xeon family 6 model 207, cold, avx512) against pipelined:
+ * rows of 8192, 16384, 32768, 32000, 250000, 2M 0.92, 0.93, 0.85, 0.89,
+ * 0.78, 0.75x the time; rows of 512-4096 1.04-1.18x. The float64 JVP, all
+ * of whose rows of LSM_PIPE_NT bytes or more are streamed: rows of 512 to
+ * 2M 0.79-0.90x. */
+#define LSM_UNPIPE_F64 65536
+/* The fused statistics pass (chunk_sumexp_max_, float64 with
+ * lsm_vexp_core_f64_) of rows of LSM_FUSE_MIN bytes or more hints, one line
+ * per step, the chunk LSM_FUSE_AHEAD chunks on (x and v), and the output
+ * pass of softmax's long rows likewise: the fused max reads the next chunk,
+ * but only as fast as the exps let it, and the hardware prefetchers did not
+ * keep the row coming. A/B (1 thread, Intel Xeon family 6 model 207, cold,
+ * avx512) against no hints: logsumexp of rows of 4096, 8192, 32000, 2M, 4M
+ * 0.85, 0.74-0.76, 0.66, 0.62, 0.62-0.64x the time (hot, rows of 16384 to
+ * 4M: 0.72-1.01x; rows of 2048 0.94x cold, 1.02x hot, hence 32 KB);
+ * softmax of (4M,) 0.73x; 3 chunks on did as well, 5 worse. float32 (the
+ * portable chunk_sumexp_maxp_) gained 0.85-0.95x cold but took 1.15-1.3x
+ * the time hot (16 MB rows in L3), in L1 or L2 alike: it has none. */
+#define LSM_FUSE_AHEAD 2
+#define LSM_FUSE_MIN 32768
 /* Most bytes of a row whose softmax terms wait in a buffer for their
  * streamed second pass. */
 #define LSM_SCRATCH (256 * 1024)

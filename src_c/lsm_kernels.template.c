@@ -573,16 +573,17 @@ static void FN(chunk_sumexp_)(const T *restrict x, ptrdiff_t n, T m, int below,
  * (0.9-1.07x): not there. */
 static T FN(chunk_sumexp_max_)(const T *restrict x, const T *restrict v,
                                ptrdiff_t n, T m, STATS *st,
-                               const T *restrict xn, ptrdiff_t nn) {
+                               const T *restrict xn, ptrdiff_t nn, const T *pf,
+                               const T *pfv, ptrdiff_t pfn) {
     __m512d mx = _mm512_set1_pd(-INFINITY);
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         if (v) {
             FN(sumexp_vec_)
-            (x, v, j0, j1, m, st, NULL, 0, 1, xn, nn, &mx, NULL, NULL, 0);
+            (x, v, j0, j1, m, st, NULL, 0, 1, xn, nn, &mx, pf, pfv, pfn);
         } else {
             FN(sumexp_vec_)
-            (x, NULL, j0, j1, m, st, NULL, 0, 0, xn, nn, &mx, NULL, NULL, 0);
+            (x, NULL, j0, j1, m, st, NULL, 0, 0, xn, nn, &mx, pf, NULL, pfn);
         }
     }
     const ptrdiff_t done = (n < nn ? n : nn) / 8 * 8;
@@ -722,7 +723,8 @@ static double FN(chunk_sum_)(const T *restrict g, ptrdiff_t n) {
  * same bits but for subnormal terms: A/B (1 thread, Zen 4, cold) float32
  * rows of 4M 0.95-0.97x the time at avx512, 0.95-1.01x at avx2. */
 static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
-                               T *restrict y, int nt) {
+                               T *restrict y, int nt, const T *pf,
+                               ptrdiff_t pfn) {
 #if HAVE_VEXP
     /* as LSM_OUT_LOOP: streaming stores from the first 64-byte boundary */
     const __m512d vm = _mm512_set1_pd(m), vr = _mm512_set1_pd(rd);
@@ -734,6 +736,7 @@ static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
         const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x), vm);
         _mm512_mask_storeu_pd(y, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
         for (i = h; i + 8 <= n; i += 8) {
+            FN(vec_hint_)(pf, pfn, i, 0);
             const __m512d di = _mm512_sub_pd(_mm512_loadu_pd(x + i), vm);
             _mm512_stream_pd(y + i, _mm512_mul_pd(lsm_vexpneg_f64_(di), vr));
         }
@@ -749,6 +752,8 @@ static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
         _mm512_mask_storeu_pd(y + i, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
     }
 #else
+    (void)pf;
+    (void)pfn;
     const T f = EXPNEG_FACTOR(rd);
     LSM_OUT_LOOP(nt, y, n, EXPNEG_MUL(x[i] - m, f));
 #endif
@@ -920,6 +925,9 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
      * next chunk (chunk_sumexp_max_); the last chunk that of cy's next row
      * (logsumexp) */
     const int fuse = !w && !p && sx == 1 && (!v || sv == 1);
+    /* and, in rows of LSM_FUSE_MIN bytes or more, hint the chunk
+     * LSM_FUSE_AHEAD chunks on (x and v; see there) */
+    const int fuse_pf = n * (ptrdiff_t)sizeof(T) >= LSM_FUSE_MIN;
 #elif LSM_VEC_BYTES >= 32
     /* the same with chunk_sumexp_maxp_ (float32): A/B (1 thread, Zen 4,
      * cold, avx512) logsumexp of rows of 1024 0.84-0.86x the time, of 8192
@@ -975,13 +983,19 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             const ptrdiff_t nn = n - i0 - len < chunk ? n - i0 - len : chunk;
             if (nn == 0 && cy && cy->next) { /* the next row's first chunk */
                 const ptrdiff_t cn = n < chunk ? n : chunk;
-                cy->m =
-                    FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, cy->next, cn);
+                cy->m = FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, cy->next,
+                                              cn, NULL, NULL, 0);
                 cy->have = 1;
                 continue;
             }
-            next_m =
-                FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, xc + len, nn);
+            ptrdiff_t pn = 0;
+            const T *px = fuse_pf
+                              ? FN(prefetch_after_)(x, sx, n, i0 + len, NULL,
+                                                    &pn, LSM_FUSE_AHEAD)
+                              : NULL;
+            const T *pv = px && v ? v + (px - x) : NULL;
+            next_m = FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, xc + len, nn,
+                                           px, pv, pn);
             have_next = nn > 0;
             continue;
         }
@@ -3253,7 +3267,12 @@ static void FN(row_out_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
             FN(load_)(xr + i0 * sx, sx, len, bx, xr == yr || xr == dyr);
         T *yc = FN(dest_)(yr + i0 * sy, sy, by);
         if (op == 0) {
-            FN(chunk_softmax_)(xc, len, r->m, rd, yc, nt && sy == 1);
+            ptrdiff_t pn = 0; /* hints: see LSM_FUSE_AHEAD */
+            const T *px = HAVE_VEXP && sx == 1
+                              ? FN(prefetch_after_)(xr, sx, hi, i0 + len, NULL,
+                                                    &pn, LSM_FUSE_AHEAD)
+                              : NULL;
+            FN(chunk_softmax_)(xc, len, r->m, rd, yc, nt && sy == 1, px, pn);
         } else if (op == 1) {
             FN(chunk_log_softmax_)(xc, len, r->m, r->l, yc, nt && sy == 1);
         } else {
@@ -3308,11 +3327,15 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 && dys[1] == 1));
     const int long_rows = n * (ptrdiff_t)sizeof(T) >= LSM_PIPE_NT;
     /* streaming (see LSM_PIPE_NT); float64 rows of LSM_PIPE_NT bytes or
-     * more stay pipelined with plain stores, their exp (twice float32's
-     * cost) hiding the stores better: A/B (1 thread, avx2) log_softmax
-     * (8, 2M) 1.06-1.08x the time streamed, pipelined or not */
+     * more stay pipelined with plain stores where the exp is the portable
+     * one, which hides the stores better: A/B (1 thread, avx2) log_softmax
+     * (8, 2M) 1.06-1.08x the time streamed, pipelined or not; with
+     * lsm_vexp_core_f64_, only log_softmax rows under LSM_UNPIPE_F64 */
+    const int keep_pipe =
+        sizeof(T) == 8 &&
+        (!HAVE_VEXP || (op == 1 && n * (ptrdiff_t)sizeof(T) < LSM_UNPIPE_F64));
     const int nt = FN(stream_)(outer * n * inner) &&
-                   !(can_pipe && long_rows && sizeof(T) == 8 && hi - lo > 1);
+                   !(can_pipe && long_rows && keep_pipe && hi - lo > 1);
     const int pipe = can_pipe && !(nt && long_rows);
     /* the chunks of log_softmax rows of up to 16 KB prefetch their
      * successors (see row_stats_), and so do longer float64 rows: A/B (1

@@ -85,6 +85,12 @@
 #ifndef LSM_COL_BLOCK_CACHE
 #define LSM_COL_BLOCK_CACHE ((ptrdiff_t)4 << 20)
 #endif
+/* Most bytes of x and y of a column block (down the whole axis) whose
+ * float64 softmax takes one exp per element (cols_softmax_, colwise_range_)
+ * rather than a second exp in its output pass. */
+#ifndef LSM_COL_SOFTMAX_CACHE
+#define LSM_COL_SOFTMAX_CACHE ((ptrdiff_t)1 << 20)
+#endif
 /* Most segments of a column block that softmax records a shift for (see
  * cols_softmax_). */
 #define LSM_COL_SEGS 16

@@ -3624,7 +3624,8 @@ static LSM_ALWAYS_INLINE void FN(col_params_)(int op, ptrdiff_t n, ptrdiff_t w,
 
 /* Whether `streams` arrays of a column block (LSM_COLS(T) columns down an
  * axis of n) fit in LSM_COL_BLOCK_CACHE: the block's passes after the first
- * then read it from the cache (colwise_, colwise_range_). */
+ * then read it from the cache (colwise_; float64 softmax blocks have
+ * LSM_COL_SOFTMAX_CACHE). */
 static int FN(col_block_fits_)(ptrdiff_t n, ptrdiff_t streams) {
     return streams * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <=
            LSM_COL_BLOCK_CACHE;

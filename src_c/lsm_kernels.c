@@ -87,7 +87,7 @@
 #endif
 /* Most bytes of x and y of a column block (down the whole axis) whose
  * float64 softmax takes one exp per element (cols_softmax_, colwise_range_)
- * rather than a second exp in its output pass. */
+ * rather than a second exp in its output pass, below the AVX-512 level. */
 #ifndef LSM_COL_SOFTMAX_CACHE
 #define LSM_COL_SOFTMAX_CACHE ((ptrdiff_t)1 << 20)
 #endif

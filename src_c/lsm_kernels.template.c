@@ -3648,7 +3648,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         const T *vb = v ? v + o * vs[0] + k0 : NULL;
         T *yb = y + o * ys[0] + k0;
         T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-        if (op == 0 && sizeof(T) == 8 &&
+        if (op == 0 && sizeof(T) == 8 && !HAVE_VEXP &&
             2 * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <=
                 LSM_COL_SOFTMAX_CACHE) {
             /* float64 softmax with one exp per element: y written, then
@@ -3663,11 +3663,13 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
              * 0.68x and 0.6x; (65536, 128) 0.62x and 0.49x. float32 (an
              * exp half as costly) took 1.11-1.98x with one exp, and keeps
              * the output pass below. On an Intel Xeon family 6 model 207
-             * (2 MB L2, cold), against the second exp, blocks of 4 MB
-             * (axis 0 of (2048, 4096), (4096, 2048)) took 1.11-1.18x and
-             * 1.21-1.28x the time at avx512 (hot (2048, 1024) 1.26x),
-             * 0.96x and 1.04x at avx2; blocks of 2 MB ((1024, 8192)) 1.0x:
-             * hence 1 MB (LSM_COL_SOFTMAX_CACHE). */
+             * (2 MB L2, cold), against the second exp, at avx512 (64
+             * columns, x and y: 1 KB a row) axis 0 of (256, 65536), (512,
+             * 8192), (1024, 4096), (1024, 8192) took 1.24-1.49x the time,
+             * (2048, 4096) 1.11-1.18x, (4096, 2048) 1.21-1.28x (hot (1024,
+             * 1024) and (2048, 1024) 1.26x): not at avx512. At avx2, (512,
+             * 8192) and (1024, 8192) 0.85-0.87x, (2048, 4096) 0.96-1.02x,
+             * (4096, 2048) 1.04x: blocks up to LSM_COL_SOFTMAX_CACHE. */
             /* (no streaming: its second pass scales y in the cache) */
             double c[LSM_COLS(T)], rest[LSM_COLS(T)];
             FN(cols_softmax_)(xb, xs[1], n, w, yb, ys[1], m, c, rest);

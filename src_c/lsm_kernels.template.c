@@ -3623,12 +3623,12 @@ static LSM_ALWAYS_INLINE void FN(col_params_)(int op, ptrdiff_t n, ptrdiff_t w,
 }
 
 /* Whether `streams` arrays of a column block (LSM_COLS(T) columns down an
- * axis of n) fit in LSM_COL_BLOCK_CACHE: the block's passes after the first
- * then read it from the cache (colwise_; float64 softmax blocks have
- * LSM_COL_SOFTMAX_CACHE). */
-static int FN(col_block_fits_)(ptrdiff_t n, ptrdiff_t streams) {
-    return streams * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <=
-           LSM_COL_BLOCK_CACHE;
+ * axis of n) fit in `bytes` (LSM_COL_BLOCK_CACHE, or LSM_COL_SOFTMAX_CACHE
+ * for float64 softmax): the block's passes after the first then read it from
+ * the cache (colwise_, colwise_range_). */
+static int FN(col_block_fits_)(ptrdiff_t n, ptrdiff_t streams,
+                               ptrdiff_t bytes) {
+    return streams * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <= bytes;
 }
 
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
@@ -3649,8 +3649,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         T *yb = y + o * ys[0] + k0;
         T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
         if (op == 0 && sizeof(T) == 8 && !HAVE_VEXP &&
-            2 * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <=
-                LSM_COL_SOFTMAX_CACHE) {
+            FN(col_block_fits_)(n, 2, LSM_COL_SOFTMAX_CACHE)) {
             /* float64 softmax with one exp per element: y written, then
              * scaled, where the block's x and y fit LSM_COL_SOFTMAX_CACHE.
              * A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)): 0.80x
@@ -3810,12 +3809,13 @@ static int FN(colwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     const FN(colblocks_) L = FN(col_layout_)(x, outer, xs[0], inner);
     const int nt = FN(stream_)(outer * n * inner);
     const ptrdiff_t N = outer * inner;
-    T *P = op != 0 && (v == NULL || (y != v && dy != x)) &&
-                   !FN(col_block_fits_)(n, op == 2 ? 2 : 1) &&
-                   inner * (ptrdiff_t)sizeof(T) >= LSM_COL_BYTES &&
-                   N <= LSM_COL_PARAMS / (4 * (ptrdiff_t)sizeof(T))
-               ? (T *)malloc(4 * (size_t)N * sizeof(T))
-               : NULL;
+    T *P =
+        op != 0 && (v == NULL || (y != v && dy != x)) &&
+                !FN(col_block_fits_)(n, op == 2 ? 2 : 1, LSM_COL_BLOCK_CACHE) &&
+                inner * (ptrdiff_t)sizeof(T) >= LSM_COL_BYTES &&
+                N <= LSM_COL_PARAMS / (4 * (ptrdiff_t)sizeof(T))
+            ? (T *)malloc(4 * (size_t)N * sizeof(T))
+            : NULL;
     if (P) {
         LSM_SHARED(
             outer * L.nb, 1, N * n * (op == 2 ? 2 : 1),

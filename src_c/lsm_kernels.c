@@ -335,6 +335,34 @@ static inline __m512d lsm_vexpneg_f64_(__m512d d) {
 }
 #endif
 #if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
+/* lsm_expsum_f32 of 16 lanes, with the operations (and so the bits) of the
+ * compiler's vectorised loops over it at this level (fmaf's one-step
+ * reduction, the degree-5 polynomial, 0 below -87): the float32 statistics
+ * pass of long rows (chunk_sumexp_max16_) is written with it, to spread
+ * prefetch hints over its loop, and gives the same sums as the loops it
+ * stands for. */
+#define LSM_HAVE_VSUM_f32 1
+static inline __m512 lsm_vexpsum_f32_(__m512 x) {
+    const __m512 shifter = _mm512_set1_ps(0x1.8p23f + 127.0f);
+    __m512 kf = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), shifter);
+    const __m512 scale =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(kf), 23));
+    kf = _mm512_sub_ps(kf, shifter);
+    const __m512 r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(0x1.62e430p-1f), x);
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    const __m512 lo = _mm512_fmadd_ps(_mm512_set1_ps(0x1.5557aep-3f), r,
+                                      _mm512_set1_ps(0x1.fffdfcp-2f));
+    const __m512 hi = _mm512_fmadd_ps(_mm512_set1_ps(0x1.106284p-7f), r,
+                                      _mm512_set1_ps(0x1.5729f0p-5f));
+    const __m512 p = _mm512_fmadd_ps(r2, _mm512_fmadd_ps(r2, hi, lo),
+                                     _mm512_add_ps(_mm512_set1_ps(1.0f), r));
+    /* x < -87 gives 0; nan stays nan */
+    const __mmask16 live =
+        _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_NLT_UQ);
+    return _mm512_maskz_mov_ps(live, _mm512_mul_ps(p, scale));
+}
+#endif
+#if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
 /* Packed rows in 512-bit vectors (the template's row8_rows_: softmax,
  * log_softmax, the JVP): rows of 4 to 128 float32 or 64 float64 elements (a
  * power of 2), LSM_ROW8_G vectors at a time (each step over the G vectors
@@ -748,6 +776,12 @@ static inline void lsm_nt_fence_(void) {}
  * the time hot (16 MB rows in L3), in L1 or L2 alike: it has none. */
 #define LSM_FUSE_AHEAD 2
 #define LSM_FUSE_MIN 32768
+#ifndef LSM_FUSE_MIN32
+#define LSM_FUSE_MIN32 32768
+#endif
+#ifndef LSM_FUSE_AHEAD32
+#define LSM_FUSE_AHEAD32 2
+#endif
 /* Most bytes of a row whose softmax terms wait in a buffer for their
  * streamed second pass. */
 #define LSM_SCRATCH (256 * 1024)
@@ -790,6 +824,10 @@ static inline void lsm_nt_fence_(void) {}
 #define LSM_HAVE_VEXP_f64 0
 #endif
 #define LSM_HAVE_VEXP_f32 0
+#ifndef LSM_HAVE_VSUM_f32
+#define LSM_HAVE_VSUM_f32 0
+#endif
+#define LSM_HAVE_VSUM_f64 0
 
 #define LSM_CAT_(a, b) a##b
 #define LSM_CAT(a, b) LSM_CAT_(a, b)

@@ -41,6 +41,7 @@
 /* 1 where the build has an explicitly vectorised exp for T's sum terms */
 #define HAVE_VEXP LSM_CAT(LSM_HAVE_VEXP_, LSM_SFX)
 #define HAVE_ROW8 LSM_CAT(LSM_HAVE_ROW8_, LSM_SFX)
+#define HAVE_VSUM LSM_CAT(LSM_HAVE_VSUM_, LSM_SFX)
 #define T_INF ((T)INFINITY)
 /* the most elements of a short block (short_per_block_) */
 #define SHORT_MAX (sizeof(T) == 4 ? LSM_SHORT_BLOCK32 : LSM_SHORT_BLOCK)
@@ -391,6 +392,101 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
 }
 #endif
 
+#if HAVE_VSUM
+/* The float32 sums of sumexp_block_ and sumexp_v_block_ over blocks of
+ * LSM_MID_BYTES and more, written with AVX-512 intrinsics (the role of
+ * sumexp_vec_ for float64): 16 lanes a step, the last step's lanes masked
+ * (they read as x = -inf, v = 0: terms 0, not stored), each lane's terms in
+ * order and the lanes summed by _mm512_reduce_add_ps. Every path that sums
+ * such a block comes here (rows alone or in groups, pipelined or not,
+ * log_softmax and the JVP, any thread count), so they agree bit for bit
+ * whatever code the compiler makes of the loops it would otherwise write.
+ * v (hv): the JVP's tv. has_prev: pending row p's output over the same
+ * elements. below (no entry at the max m; no v): all terms are "rest" (the
+ * same sums, one add a step fewer). xn (NULL: none): *mx raised by
+ * xn[j0, j1). pf, pfv (NULL: none): step i hints the line at pf + i (and
+ * pfv + i) while i < pfn, spread over the loop (see vec_hint_). hv,
+ * has_prev, below and whether xn is set are constants where it is
+ * inlined. */
+/* One step of sumexp_vec16_: the elements [i, i + 16) of lanes k */
+static LSM_ALWAYS_INLINE void
+FN(vec16_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
+                __mmask16 k, __m512 vm, __m512 *a, __m512 *e, __m512 *f,
+                __m512 *vmx, const FN(pending_) * p, int has_prev, int hv,
+                int below, const T *restrict xn) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    const __m512 xv = k == (__mmask16)0xffff
+                          ? _mm512_loadu_ps(x + i)
+                          : _mm512_mask_loadu_ps(ninf, k, x + i);
+    const __m512 d = _mm512_sub_ps(xv, vm);
+    const __m512 t = lsm_vexpsum_f32_(d);
+    if (below) {
+        *e = _mm512_add_ps(*e, t);
+    } else {
+        *a = _mm512_add_ps(*a, t);
+        *e = _mm512_mask_add_ps(
+            *e, _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ), *e, t);
+    }
+    if (hv) {
+        *f = _mm512_fmadd_ps(t, _mm512_maskz_loadu_ps(k, v + i), *f);
+    }
+    if (xn) {
+        *vmx = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, k, xn + i), *vmx);
+    }
+    if (has_prev) {
+        const __m512 py =
+            _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p->x + i),
+                                        _mm512_set1_ps(p->m)),
+                          _mm512_set1_ps(p->l));
+        if (hv) {
+            const __m512 pd = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p->v + i),
+                                            _mm512_set1_ps(p->q));
+            _mm512_mask_storeu_ps(p->dy + i, k, pd);
+        }
+        _mm512_mask_storeu_ps(p->y + i, k, py);
+    }
+}
+
+static LSM_ALWAYS_INLINE void
+FN(sumexp_vec16_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
+                  ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,
+                  int has_prev, int hv, int below, const T *restrict xn, T *mx,
+                  const T *pf, const T *pfv, ptrdiff_t pfn) {
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 a = _mm512_setzero_ps(), e = a, f = a;
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    ptrdiff_t i = j0;
+    for (; i + 16 <= j1; i += 16) {
+        if (pf && i < pfn) {
+            LSM_PREFETCH(pf + i, 0);
+        }
+        if (pfv && i < pfn) {
+            LSM_PREFETCH(pfv + i, 0);
+        }
+        FN(vec16_step_)
+        (x, v, i, (__mmask16)0xffff, vm, &a, &e, &f, &vmx, p, has_prev, hv,
+         below, xn);
+    }
+    if (i < j1) {
+        const __mmask16 k = (__mmask16)((1u << (j1 - i)) - 1u);
+        FN(vec16_step_)
+        (x, v, i, k, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
+    }
+    const float rest = _mm512_reduce_add_ps(e);
+    if (!below) {
+        st->c += rint((double)_mm512_reduce_add_ps(a) - (double)rest);
+    }
+    st->rest += (double)rest;
+    if (hv) {
+        st->tv += (double)_mm512_reduce_add_ps(f);
+    }
+    if (xn) {
+        const T r = _mm512_reduce_max_ps(vmx);
+        *mx = r > *mx ? r : *mx;
+    }
+}
+#endif
+
 /* sumexp_block_ and sumexp_v_block_ over blocks shorter than
  * LSM_MID_BYTES (a mid-length row's only block, a long row's last), lane by
  * lane and summed in a fixed tree (lanes_sum_), as pair_stats_ does, rather
@@ -459,6 +555,18 @@ FN(sumexp_block_)(const T *restrict x, ptrdiff_t j0, ptrdiff_t j1, T m,
     T *yp = has_prev ? p->y : NULL;
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
     T mxl = xn ? *mx : (T)0;
+#if HAVE_VSUM
+    if ((j1 - j0) * (ptrdiff_t)sizeof(T) >= LSM_MID_BYTES) {
+        if (below && !has_prev) {
+            FN(sumexp_vec16_)
+            (x, NULL, j0, j1, m, st, p, 0, 0, 1, xn, mx, NULL, NULL, 0);
+        } else {
+            FN(sumexp_vec16_)
+            (x, NULL, j0, j1, m, st, p, has_prev, 0, 0, xn, mx, NULL, NULL, 0);
+        }
+        return;
+    }
+#endif
     if (HAVE_VEXP || (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, NULL, j0, j1, m, st, p, has_prev, 0);
         if (xn) {
@@ -622,6 +730,13 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     const T mp = has_prev ? p->m : 0, lp = has_prev ? p->l : 0;
     const T qp = has_prev ? p->q : 0;
     T mxl = xn ? *mx : (T)0;
+#if HAVE_VSUM
+    if ((j1 - j0) * (ptrdiff_t)sizeof(T) >= LSM_MID_BYTES) {
+        FN(sumexp_vec16_)
+        (x, v, j0, j1, m, st, p, has_prev, 1, 0, xn, mx, NULL, NULL, 0);
+        return;
+    }
+#endif
     if (HAVE_VEXP || (j1 - j0) * (ptrdiff_t)sizeof(T) < LSM_MID_BYTES) {
         FN(sumexp_short_)(x, v, j0, j1, m, st, p, has_prev, 1);
         if (xn) {
@@ -662,12 +777,35 @@ FN(sumexp_v_block_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
  * comes from memory while this one's exps are computed. */
 static T FN(chunk_sumexp_maxp_)(const T *restrict x, const T *restrict v,
                                 ptrdiff_t n, T m, int below, STATS *st,
-                                const T *restrict xn, ptrdiff_t nn) {
+                                const T *restrict xn, ptrdiff_t nn, const T *pf,
+                                ptrdiff_t pfn) {
     T mx = -T_INF;
     ptrdiff_t done = 0; /* xn[0, done) taken into mx */
+    (void)pf, (void)pfn;
     for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_SUB) {
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         const int with = j1 <= nn;
+#if HAVE_VSUM /* sumexp_block_'s sums, with the hints spread over the loop */
+        if (!v && (j1 - j0) * (ptrdiff_t)sizeof(T) >= LSM_MID_BYTES) {
+            if (below && with) {
+                FN(sumexp_vec16_)
+                (x, NULL, j0, j1, m, st, NULL, 0, 0, 1, xn, &mx, pf, NULL, pfn);
+            } else if (below) {
+                FN(sumexp_vec16_)
+                (x, NULL, j0, j1, m, st, NULL, 0, 0, 1, NULL, NULL, pf, NULL,
+                 pfn);
+            } else if (with) {
+                FN(sumexp_vec16_)
+                (x, NULL, j0, j1, m, st, NULL, 0, 0, 0, xn, &mx, pf, NULL, pfn);
+            } else {
+                FN(sumexp_vec16_)
+                (x, NULL, j0, j1, m, st, NULL, 0, 0, 0, NULL, NULL, pf, NULL,
+                 pfn);
+            }
+            done = with ? j1 : done;
+            continue;
+        }
+#endif
         if (v && with) {
             FN(sumexp_v_block_)(x, v, j0, j1, m, st, NULL, 0, xn, &mx);
         } else if (v) {
@@ -1006,12 +1144,20 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             if (nn == 0 && cy && cy->next) { /* the next row's first chunk */
                 const ptrdiff_t cn = n < chunk ? n : chunk;
                 cy->m = FN(chunk_sumexp_maxp_)(xc, vc, len, st->m, below, st,
-                                               cy->next, cn);
+                                               cy->next, cn, NULL, 0);
                 cy->have = 1;
                 continue;
             }
+            /* with lsm_vexpsum_f32_ (no v), rows of LSM_FUSE_MIN32 bytes
+             * or more hint the chunk LSM_FUSE_AHEAD32 chunks on */
+            ptrdiff_t pn = 0;
+            const T *px =
+                HAVE_VSUM && !vc && n * (ptrdiff_t)sizeof(T) >= LSM_FUSE_MIN32
+                    ? FN(prefetch_after_)(x, sx, n, i0 + len, NULL, &pn,
+                                          LSM_FUSE_AHEAD32)
+                    : NULL;
             next_m = FN(chunk_sumexp_maxp_)(xc, vc, len, st->m, below, st,
-                                            xc + len, nn);
+                                            xc + len, nn, px, pn);
             have_next = nn > 0;
             continue;
         }

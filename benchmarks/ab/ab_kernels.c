@@ -189,6 +189,34 @@ int main(int argc, char **argv) {
             }
         }
     }
+    /* the two builds' outputs, compared bit for bit (y, dy and the
+     * reductions' out, which ever the op writes) */
+    const size_t ob = (size_t)(rows > n ? rows : n) * es;
+    char *keep = malloc(2 * (size_t)N * es + ob);
+    int same = -1;
+    if (keep) {
+        for (int w = 0; w < 2; w++) {
+            memset(y, 0, (size_t)N * es);
+            memset(dy, 0, (size_t)N * es);
+            memset(out, 0, ob);
+            if (dbl) {
+                call_f64(op, w, o, nn, in, (double *)x, (double *)v, xs,
+                         (double *)y, (double *)dy, (double *)out, os);
+            } else {
+                call_f32(op, w, o, nn, in, (float *)x, (float *)v, xs,
+                         (float *)y, (float *)dy, (float *)out, os);
+            }
+            if (w == 0) {
+                memcpy(keep, y, (size_t)N * es);
+                memcpy(keep + (size_t)N * es, dy, (size_t)N * es);
+                memcpy(keep + 2 * (size_t)N * es, out, ob);
+            }
+        }
+        same = memcmp(keep, y, (size_t)N * es) == 0 &&
+               memcmp(keep + (size_t)N * es, dy, (size_t)N * es) == 0 &&
+               memcmp(keep + 2 * (size_t)N * es, out, ob) == 0;
+        free(keep);
+    }
     for (int r = 0; r < R; r++) {
         ratio[r] = t1[r] / t0[r];
     }
@@ -196,9 +224,12 @@ int main(int argc, char **argv) {
     qsort(t1, (size_t)R, sizeof *t1, cmp);
     qsort(ratio, (size_t)R, sizeof *ratio, cmp);
     printf("%s %s (%td, %td)%s: old %.3f new %.3f ns/elem; new/old %.3f "
-           "(quartiles %.3f %.3f, %d rounds)\n",
+           "(quartiles %.3f %.3f, %d rounds)%s\n",
            ops[op], argv[2], rows, n, getenv("AB_AXIS0") ? " axis 0" : "",
            t0[R / 2] * 1e9 / (double)N, t1[R / 2] * 1e9 / (double)N,
-           ratio[R / 2], ratio[R / 4], ratio[3 * R / 4], R);
+           ratio[R / 2], ratio[R / 4], ratio[3 * R / 4], R,
+           same == 1   ? ""
+           : same == 0 ? "; OUTPUTS DIFFER"
+                       : "");
     return 0;
 }

@@ -771,13 +771,25 @@ static inline void lsm_nt_fence_(void) {}
  * avx512) against no hints: logsumexp of rows of 4096, 8192, 32000, 2M, 4M
  * 0.85, 0.74-0.76, 0.66, 0.62, 0.62-0.64x the time (hot, rows of 16384 to
  * 4M: 0.72-1.01x; rows of 2048 0.94x cold, 1.02x hot, hence 32 KB);
- * softmax of (4M,) 0.73x; 3 chunks on did as well, 5 worse. float32 (the
- * portable chunk_sumexp_maxp_) gained 0.85-0.95x cold but took 1.15-1.3x
- * the time hot (16 MB rows in L3), in L1 or L2 alike: it has none. */
+ * softmax of (4M,) 0.73x; 3 chunks on did as well, 5 worse. */
 #define LSM_FUSE_AHEAD 2
 #define LSM_FUSE_MIN 32768
+/* The same for float32 at AVX-512, whose fused pass (chunk_sumexp_maxp_)
+ * then sums through sumexp_vec16_: rows of LSM_FUSE_MIN32 bytes or more
+ * hint the chunk LSM_FUSE_AHEAD32 on, one line a step. A/B (1 thread,
+ * Intel Xeon family 6 model 207, avx512), cold: logsumexp of rows of 4M,
+ * 2M, 32000, 9000, 8000, 6000 0.62-0.74x the time; rows of 4096 (16 KB)
+ * 0.87x cold but 1.05x hot, hence 20 KB; hot, rows of 6000 to 4M
+ * 0.96-1.0x. 3 chunks on did no better (1.0-1.1x). The portable loops
+ * (GCC's) with hints, before sumexp_vec16_, gained 0.85-0.95x cold and
+ * took 1.15-1.3x hot. The output pass of softmax's long rows (any type
+ * and level, chunk_softmax_) hints LSM_FUSE_AHEAD chunks on as well:
+ * float32 (4M,) 0.85x cold and 0.97x hot at avx512, 0.83x and 0.94x at
+ * avx2; (8, 2M) 0.85-0.88x; float64 (4M,) at avx2 0.85-0.89x; rows of 32000
+ * and 65536 0.97-0.99x. log_softmax's output pass (a subtraction) gained
+ * nothing from hints (0.98-1.01x): it has none. */
 #ifndef LSM_FUSE_MIN32
-#define LSM_FUSE_MIN32 32768
+#define LSM_FUSE_MIN32 20480
 #endif
 #ifndef LSM_FUSE_AHEAD32
 #define LSM_FUSE_AHEAD32 2
@@ -789,7 +801,11 @@ static inline void lsm_nt_fence_(void) {}
 /* y[i] = EXPR (an expression of i) for i in [0, n): with streaming stores
  * when nt, a 64-byte line at a time through a line buffer the compiler keeps
  * in registers, plain stores for the unaligned head and the tail. */
-#define LSM_OUT_LOOP(nt, y, n, EXPR)                                           \
+#define LSM_OUT_LOOP(nt, y, n, EXPR) LSM_OUT_LOOP_PF(nt, y, n, EXPR, 0, 0)
+/* LSM_OUT_LOOP that also hints, one 64-byte line of y a step, the line at
+ * pf + i0 (i0 the step's first index) while i0 < pfn (pf a pointer to T, or
+ * 0: none; only where lines are streamed) */
+#define LSM_OUT_LOOP_PF(nt, y, n, EXPR, pf, pfn)                               \
     do {                                                                       \
         ptrdiff_t i0_ = 0;                                                     \
         if (nt && (uintptr_t)(y) % sizeof(T) == 0) {                           \
@@ -801,6 +817,9 @@ static inline void lsm_nt_fence_(void) {}
                 (y)[i] = (EXPR);                                               \
             }                                                                  \
             for (i0_ = h_; i0_ + L_ <= (n); i0_ += L_) {                       \
+                if ((pf) && i0_ < (pfn)) {                                     \
+                    LSM_PREFETCH((const T *)(pf) + i0_, 0);                    \
+                }                                                              \
                 T t_[L_];                                                      \
                 _Pragma("omp simd") for (ptrdiff_t k_ = 0; k_ < L_; k_++) {    \
                     const ptrdiff_t i = i0_ + k_;                              \

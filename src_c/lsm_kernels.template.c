@@ -890,10 +890,8 @@ static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
         _mm512_mask_storeu_pd(y + i, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
     }
 #else
-    (void)pf;
-    (void)pfn;
     const T f = EXPNEG_FACTOR(rd);
-    LSM_OUT_LOOP(nt, y, n, EXPNEG_MUL(x[i] - m, f));
+    LSM_OUT_LOOP_PF(nt, y, n, EXPNEG_MUL(x[i] - m, f), pf, pfn);
 #endif
 }
 
@@ -1148,7 +1146,7 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
                 cy->have = 1;
                 continue;
             }
-            /* with lsm_vexpsum_f32_ (no v), rows of LSM_FUSE_MIN32 bytes
+            /* through sumexp_vec16_ (no v), rows of LSM_FUSE_MIN32 bytes
              * or more hint the chunk LSM_FUSE_AHEAD32 chunks on */
             ptrdiff_t pn = 0;
             const T *px =
@@ -3414,7 +3412,7 @@ static void FN(row_out_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
         T *yc = FN(dest_)(yr + i0 * sy, sy, by);
         if (op == 0) {
             ptrdiff_t pn = 0; /* hints: see LSM_FUSE_AHEAD */
-            const T *px = HAVE_VEXP && sx == 1
+            const T *px = sx == 1
                               ? FN(prefetch_after_)(xr, sx, hi, i0 + len, NULL,
                                                     &pn, LSM_FUSE_AHEAD)
                               : NULL;

@@ -12,6 +12,8 @@
  *   OP: lse softmax log_softmax jvp vjp; DTYPE: f32 f64
  *   ROWS x N, C order, over the last axis (AB_AXIS0=1: over axis 0)
  *   AB_COLD=1: read 64 MiB before each call, so its arrays start in memory
+ *   (AB_COLD set to anything, 0 included, means cold: leave it unset for
+ *   warm runs)
  *   (AB_COLD_MB=m: m MiB; twice the last-level cache for a cache as large
  *   as the arrays, e.g. 520 on a 260 MB L3)
  * Runs on one thread (lsm_set_num_threads(1)); AB_THREADS=n to change.
@@ -19,6 +21,8 @@
  * every output, -1 none).
  * The arrays are 2 MiB-aligned and, on Linux, advised as huge pages, as
  * NumPy advises its large arrays (AB_HUGE=0: plain 4 KiB pages).
+ * After the timing, one call of each build on the same inputs: the line ends
+ * with "OUTPUTS DIFFER" when their outputs are not the same bits.
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -335,12 +335,11 @@ static inline __m512d lsm_vexpneg_f64_(__m512d d) {
 }
 #endif
 #if defined(__AVX512F__) && LSM_VEC_BYTES >= 64
-/* lsm_expsum_f32 of 16 lanes, with the operations (and so the bits) of the
- * compiler's vectorised loops over it at this level (fmaf's one-step
- * reduction, the degree-5 polynomial, 0 below -87): the float32 statistics
- * pass of long rows (chunk_sumexp_max16_) is written with it, to spread
- * prefetch hints over its loop, and gives the same sums as the loops it
- * stands for. */
+/* lsm_expsum_f32 of 16 lanes, with its operations (fmaf's one-step
+ * reduction, the degree-5 polynomial, 0 below -87): the same bits as GCC's
+ * vectorisation of it on 16M random inputs of [-90, 0]. The float32 sums
+ * of blocks of LSM_MID_BYTES and more (the template's sumexp_vec16_) are
+ * written with it. */
 #define LSM_HAVE_VSUM_f32 1
 static inline __m512 lsm_vexpsum_f32_(__m512 x) {
     const __m512 shifter = _mm512_set1_ps(0x1.8p23f + 127.0f);

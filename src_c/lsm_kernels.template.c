@@ -393,21 +393,6 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
 #endif
 
 #if HAVE_VSUM
-/* The float32 sums of sumexp_block_ and sumexp_v_block_ over blocks of
- * LSM_MID_BYTES and more, written with AVX-512 intrinsics (the role of
- * sumexp_vec_ for float64): 16 lanes a step, the last step's lanes masked
- * (they read as x = -inf, v = 0: terms 0, not stored), each lane's terms in
- * order and the lanes summed by _mm512_reduce_add_ps. Every path that sums
- * such a block comes here (rows alone or in groups, pipelined or not,
- * log_softmax and the JVP, any thread count), so they agree bit for bit
- * whatever code the compiler makes of the loops it would otherwise write.
- * v (hv): the JVP's tv. has_prev: pending row p's output over the same
- * elements. below (no entry at the max m; no v): all terms are "rest" (the
- * same sums, one add a step fewer). xn (NULL: none): *mx raised by
- * xn[j0, j1). pf, pfv (NULL: none): step i hints the line at pf + i (and
- * pfv + i) while i < pfn, spread over the loop (see vec_hint_). hv,
- * has_prev, below and whether xn is set are constants where it is
- * inlined. */
 /* One step of sumexp_vec16_: the elements [i, i + 16) of lanes k */
 static LSM_ALWAYS_INLINE void
 FN(vec16_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
@@ -447,6 +432,21 @@ FN(vec16_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
     }
 }
 
+/* The float32 sums of sumexp_block_ and sumexp_v_block_ over blocks of
+ * LSM_MID_BYTES and more, written with AVX-512 intrinsics (the role of
+ * sumexp_vec_ for float64): 16 lanes a step, the last step's lanes masked
+ * (they read as x = -inf, v = 0: terms 0, not stored), each lane's terms in
+ * order and the lanes summed by _mm512_reduce_add_ps. Every path that sums
+ * such a block comes here (rows alone or in groups, pipelined or not,
+ * log_softmax and the JVP, any thread count), so they agree bit for bit
+ * whatever code the compiler makes of the loops it would otherwise write.
+ * v (hv): the JVP's tv. has_prev: pending row p's output over the same
+ * elements. below (no entry at the max m; no v): all terms are "rest" (the
+ * same sums, one add a step fewer). xn (NULL: none): *mx raised by
+ * xn[j0, j1). pf, pfv (NULL: none): step i hints the line at pf + i (and
+ * pfv + i) while i < pfn, spread over the loop (see vec_hint_). hv,
+ * has_prev, below and whether xn is set are constants where it is
+ * inlined. */
 static LSM_ALWAYS_INLINE void
 FN(sumexp_vec16_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
                   ptrdiff_t j1, T m, STATS *st, const FN(pending_) * p,

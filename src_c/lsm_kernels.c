@@ -787,6 +787,16 @@ static inline void lsm_nt_fence_(void) {}
  * avx2; (8, 2M) 0.85-0.88x; float64 (4M,) at avx2 0.85-0.89x; rows of 32000
  * and 65536 0.97-0.99x. log_softmax's output pass (a subtraction) gained
  * nothing from hints (0.98-1.01x): it has none. */
+/* Whether float32 JVP rows of every length take the fused statistics pass
+ * (else rows of up to 64 KB, see row_stats_): at AVX-512, where the pass
+ * sums through sumexp_vec16_ and hints the chunk ahead in x and v. A/B (1
+ * thread, Intel Xeon family 6 model 207, avx512, against the max pass) for
+ * rows over 64 KB: cold (4M,) 0.86x the time, (8, 2M) 0.86 (2 threads
+ * 0.85), (512, 32000) 0.81, (64, 65536) 0.84; hot (4, 100000) 0.94,
+ * (2, 500000) 0.96, (4M,) 0.85. */
+#ifndef LSM_JVP_FUSE_ALL
+#define LSM_JVP_FUSE_ALL LSM_HAVE_VSUM_f32
+#endif
 #ifndef LSM_FUSE_MIN32
 #define LSM_FUSE_MIN32 20480
 #endif

@@ -786,6 +786,18 @@ static T FN(chunk_sumexp_maxp_)(const T *restrict x, const T *restrict v,
         const ptrdiff_t j1 = n - j0 < LSM_SUB ? n : j0 + LSM_SUB;
         const int with = j1 <= nn;
 #if HAVE_VSUM /* sumexp_block_'s sums, with the hints spread over the loop */
+        if (v && (j1 - j0) * (ptrdiff_t)sizeof(T) >= LSM_MID_BYTES) {
+            const T *pfv = pf ? v + (pf - x) : NULL;
+            if (with) {
+                FN(sumexp_vec16_)
+                (x, v, j0, j1, m, st, NULL, 0, 1, 0, xn, &mx, pf, pfv, pfn);
+            } else {
+                FN(sumexp_vec16_)
+                (x, v, j0, j1, m, st, NULL, 0, 1, 0, NULL, NULL, pf, pfv, pfn);
+            }
+            done = with ? j1 : done;
+            continue;
+        }
         if (!v && (j1 - j0) * (ptrdiff_t)sizeof(T) >= LSM_MID_BYTES) {
             if (below && with) {
                 FN(sumexp_vec16_)
@@ -1071,16 +1083,18 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
      * softmax of (4M,) 0.96x; the JVP of rows of 1024-4096 0.67-0.83x, of
      * 8192-16384 0.90-0.96x, while rows of 32768-65536 gave 0.97-1.01x and
      * rows of 500K-2M 1.04-1.12x, so its rows of more than 64 KB keep the
-     * max pass. (Rows of one chunk have no next chunk: what they gain is the
-     * next row's prefetch, which the fused path does not issue; without it
-     * and with the max pass, rows of 1024 took 0.97-1.01x the fused path's
-     * time, rows of 4096-16384 1.04-1.32x.) At avx2, whose exps take longer
-     * than the chunk's reads, logsumexp gave 0.97-1.11x (rows of 32000 1.11x)
-     * and keeps the max pass; the float32 JVP (two input streams) 0.83-0.95x
-     * for rows of 1024-2048, 0.95-1.0x for 4096-16384; the float64 JVP (no
-     * vectorised exp of its own at avx2) 0.98-1.10x, and keeps it. */
-    const int small_v = sizeof(T) == 4 && v && sv == 1 &&
-                        n * (ptrdiff_t)sizeof(T) <= ((ptrdiff_t)1 << 16);
+     * max pass (but see LSM_JVP_FUSE_ALL). (Rows of one chunk have no next
+     * chunk: what they gain is the next row's prefetch, which the fused path
+     * does not issue; without it and with the max pass, rows of 1024 took
+     * 0.97-1.01x the fused path's time, rows of 4096-16384 1.04-1.32x.) At
+     * avx2, whose exps take longer than the chunk's reads, logsumexp gave
+     * 0.97-1.11x (rows of 32000 1.11x) and keeps the max pass; the float32 JVP
+     * (two input streams) 0.83-0.95x for rows of 1024-2048, 0.95-1.0x for
+     * 4096-16384; the float64 JVP (no vectorised exp of its own at avx2)
+     * 0.98-1.10x, and keeps it. */
+    const int small_v =
+        sizeof(T) == 4 && v && sv == 1 &&
+        (LSM_JVP_FUSE_ALL || n * (ptrdiff_t)sizeof(T) <= ((ptrdiff_t)1 << 16));
     const int fuse =
         !w && !p && sx == 1 && (small_v || (!v && LSM_VEC_BYTES >= 64));
 #endif
@@ -1150,7 +1164,7 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
              * or more hint the chunk LSM_FUSE_AHEAD32 chunks on */
             ptrdiff_t pn = 0;
             const T *px =
-                HAVE_VSUM && !vc && n * (ptrdiff_t)sizeof(T) >= LSM_FUSE_MIN32
+                HAVE_VSUM && n * (ptrdiff_t)sizeof(T) >= LSM_FUSE_MIN32
                     ? FN(prefetch_after_)(x, sx, n, i0 + len, NULL, &pn,
                                           LSM_FUSE_AHEAD32)
                     : NULL;

@@ -265,16 +265,9 @@ static LSM_ALWAYS_INLINE void FN(lanes_stats_)(T *restrict a, T *restrict e,
     st->rest += (double)rest;
 }
 
-#if HAVE_VEXP
-/* lanes_stats_ of the 8 lanes of a (all terms) and e (the terms below the
- * max), each summed by _mm512_reduce_add_pd. */
-static LSM_ALWAYS_INLINE void FN(vec_stats_)(__m512d a, __m512d e, STATS *st) {
-    const double rest = _mm512_reduce_add_pd(e);
-    st->c += rint(_mm512_reduce_add_pd(a) - rest);
-    st->rest += rest;
-}
-
-/* The hint of step i of an 8-lane float64 loop (one 64-byte line a step)
+#if HAVE_VEXP || HAVE_VSUM
+/* The hint of step i of a vector loop (float64 8 lanes, float32 16: one
+ * 64-byte line a step)
  * for the next chunk's pfn elements at pf (NULL: none): hints spread over
  * the loop, one a step, rather than prefetch_part_'s burst before it. A
  * burst of LSM_SUB elements (128 lines of float64 at avx512) held the core
@@ -289,6 +282,17 @@ static LSM_ALWAYS_INLINE void FN(vec_hint_)(const T *pf, ptrdiff_t pfn,
             LSM_PREFETCH(pf + i, 0);
         }
     }
+}
+
+#endif
+
+#if HAVE_VEXP
+/* lanes_stats_ of the 8 lanes of a (all terms) and e (the terms below the
+ * max), each summed by _mm512_reduce_add_pd. */
+static LSM_ALWAYS_INLINE void FN(vec_stats_)(__m512d a, __m512d e, STATS *st) {
+    const double rest = _mm512_reduce_add_pd(e);
+    st->c += rint(_mm512_reduce_add_pd(a) - rest);
+    st->rest += rest;
 }
 
 /* One step of sumexp_vec_: the elements [i, i + 8) of lanes k (the others
@@ -457,12 +461,8 @@ FN(sumexp_vec16_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     __m512 vmx = _mm512_set1_ps(-INFINITY);
     ptrdiff_t i = j0;
     for (; i + 16 <= j1; i += 16) {
-        if (pf && i < pfn) {
-            LSM_PREFETCH(pf + i, 0);
-        }
-        if (pfv && i < pfn) {
-            LSM_PREFETCH(pfv + i, 0);
-        }
+        FN(vec_hint_)(pf, pfn, i, 0);
+        FN(vec_hint_)(pfv, pfn, i, 0);
         FN(vec16_step_)
         (x, v, i, (__mmask16)0xffff, vm, &a, &e, &f, &vmx, p, has_prev, hv,
          below, xn);

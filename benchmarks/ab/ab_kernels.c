@@ -111,6 +111,19 @@ static int cmp(const void *a, const void *b) {
 CALL(float, f32)
 CALL(double, f64)
 
+/* call_f64 or call_f32 (dbl) on the arrays as bytes */
+static void call(int dbl, int op, int w, ptrdiff_t o, ptrdiff_t n, ptrdiff_t i,
+                 char *x, char *v, const ptrdiff_t *xs, char *y, char *dy,
+                 char *out, const ptrdiff_t *os) {
+    if (dbl) {
+        call_f64(op, w, o, n, i, (double *)x, (double *)v, xs, (double *)y,
+                 (double *)dy, (double *)out, os);
+    } else {
+        call_f32(op, w, o, n, i, (float *)x, (float *)v, xs, (float *)y,
+                 (float *)dy, (float *)out, os);
+    }
+}
+
 int main(int argc, char **argv) {
     static const char *ops[] = {"lse", "softmax", "log_softmax", "jvp", "vjp"};
     if (argc < 5) {
@@ -181,13 +194,7 @@ int main(int argc, char **argv) {
                 sink += ev[b];
             }
             const double s = now();
-            if (dbl) {
-                call_f64(op, w, o, nn, in, (double *)x, (double *)v, xs,
-                         (double *)y, (double *)dy, (double *)out, os);
-            } else {
-                call_f32(op, w, o, nn, in, (float *)x, (float *)v, xs,
-                         (float *)y, (float *)dy, (float *)out, os);
-            }
+            call(dbl, op, w, o, nn, in, x, v, xs, y, dy, out, os);
             if (r >= 0) {
                 (w ? t1 : t0)[r] = now() - s;
             }
@@ -203,13 +210,7 @@ int main(int argc, char **argv) {
             memset(y, 0, (size_t)N * es);
             memset(dy, 0, (size_t)N * es);
             memset(out, 0, ob);
-            if (dbl) {
-                call_f64(op, w, o, nn, in, (double *)x, (double *)v, xs,
-                         (double *)y, (double *)dy, (double *)out, os);
-            } else {
-                call_f32(op, w, o, nn, in, (float *)x, (float *)v, xs,
-                         (float *)y, (float *)dy, (float *)out, os);
-            }
+            call(dbl, op, w, o, nn, in, x, v, xs, y, dy, out, os);
             if (w == 0) {
                 memcpy(keep, y, (size_t)N * es);
                 memcpy(keep + (size_t)N * es, dy, (size_t)N * es);

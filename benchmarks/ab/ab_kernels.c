@@ -21,6 +21,13 @@
  * every output, -1 none).
  * The arrays are 2 MiB-aligned and, on Linux, advised as huge pages, as
  * NumPy advises its large arrays (AB_HUGE=0: plain 4 KiB pages).
+ * AB_OFFSET=bytes: x, v, y and dy start that many bytes (0-63, a multiple
+ * of the element size) past their 2 MiB boundary; NumPy's large arrays
+ * start 16 bytes past a page (glibc's mmap'd chunks), hence AB_OFFSET=16.
+ * AB_OFFSET_NEW=bytes: the new build gets arrays of its own (the same
+ * values) at that offset, the old build keeps AB_OFFSET's: build both from
+ * one revision (ab_kernels.sh HEAD with a clean tree) to time one build at
+ * two alignments side by side.
  * After the timing, one call of each build on the same inputs: the line ends
  * with "OUTPUTS DIFFER" when their outputs are not the same bits.
  */
@@ -143,8 +150,14 @@ int main(int argc, char **argv) {
     }
     const ptrdiff_t N = rows * n;
     const size_t es = dbl ? sizeof(double) : sizeof(float);
-    char *x = alloc_big(N * es), *v = alloc_big(N * es);
-    char *y = alloc_big(N * es), *dy = alloc_big(N * es),
+    const char *ofs = getenv("AB_OFFSET");
+    const size_t off = ofs ? (size_t)atoi(ofs) : 0;
+    if (off >= 64 || off % es) {
+        fprintf(stderr, "AB_OFFSET: 0-63, a multiple of the element size\n");
+        return 2;
+    }
+    char *x = alloc_big(N * es + 64), *v = alloc_big(N * es + 64);
+    char *y = alloc_big(N * es + 64), *dy = alloc_big(N * es + 64),
          *out = malloc((size_t)(rows > n ? rows : n) * es);
     const char *cm = getenv("AB_COLD_MB");
     const size_t EB = (size_t)(cm && atoi(cm) > 0 ? atoi(cm) : 64) << 20;
@@ -155,6 +168,33 @@ int main(int argc, char **argv) {
     if (!x || !v || !y || !dy || !out || !ev || !t0 || !t1 || !ratio) {
         fprintf(stderr, "out of memory\n");
         return 1;
+    }
+    x += off;
+    v += off;
+    y += off;
+    dy += off;
+    /* the new build's arrays: the same, or copies at AB_OFFSET_NEW */
+    char *x2 = x, *v2 = v, *y2 = y, *dy2 = dy;
+    const char *ofs2 = getenv("AB_OFFSET_NEW");
+    if (ofs2) {
+        const size_t off2 = (size_t)atoi(ofs2);
+        if (off2 >= 64 || off2 % es) {
+            fprintf(stderr,
+                    "AB_OFFSET_NEW: 0-63, a multiple of the element size\n");
+            return 2;
+        }
+        x2 = alloc_big(N * es + 64);
+        v2 = alloc_big(N * es + 64);
+        y2 = alloc_big(N * es + 64);
+        dy2 = alloc_big(N * es + 64);
+        if (!x2 || !v2 || !y2 || !dy2) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
+        x2 += off2;
+        v2 += off2;
+        y2 += off2;
+        dy2 += off2;
     }
     memset(ev, 1, EB);
     srand(1);
@@ -168,6 +208,10 @@ int main(int argc, char **argv) {
             ((float *)x)[k] = (float)a;
             ((float *)v)[k] = (float)b;
         }
+    }
+    if (x2 != x) {
+        memcpy(x2, x, (size_t)N * es);
+        memcpy(v2, v, (size_t)N * es);
     }
     /* (outer, n, inner) view: rows of n, or (AB_AXIS0) n columns of rows */
     ptrdiff_t o = rows, nn = n, in = 1, xs[3] = {n, 1, 1}, os[2] = {1, 1};
@@ -194,7 +238,8 @@ int main(int argc, char **argv) {
                 sink += ev[b];
             }
             const double s = now();
-            call(dbl, op, w, o, nn, in, x, v, xs, y, dy, out, os);
+            call(dbl, op, w, o, nn, in, w ? x2 : x, w ? v2 : v, xs, w ? y2 : y,
+                 w ? dy2 : dy, out, os);
             if (r >= 0) {
                 (w ? t1 : t0)[r] = now() - s;
             }

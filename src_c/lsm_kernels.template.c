@@ -4311,6 +4311,7 @@ FN(vjp_rows_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n, ptrdiff_t inner,
               const ptrdiff_t gs[3], T *dx, const ptrdiff_t dxs[3], int nt) {
     T by[LSM_CHUNK], bg[LSM_CHUNK], bd[LSM_CHUNK];
     const int ends = nt && inner == 1 && FN(out_partial_)(dx, dxs[0], n);
+    const int hint = inner == 1 && n * (ptrdiff_t)sizeof(T) <= LSM_VJP_HINT_MAX;
     for (ptrdiff_t i = lo; i < hi; i++) {
         const ptrdiff_t o = i / inner, k = i % inner;
         const T *yr = y + o * ys[0] + k * ys[2];
@@ -4318,6 +4319,10 @@ FN(vjp_rows_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n, ptrdiff_t inner,
         T *dr = dx + o * dxs[0] + k * dxs[2];
         if (ends) {
             FN(out_ahead_)(dx, dxs[0], i, hi, n, 1);
+        }
+        if (hint) {
+            FN(rows_ahead_)(y, ys[0], i, hi, n, 1);
+            FN(rows_ahead_)(g, gs[0], i, hi, n, 1);
         }
         double s = 0;
         for (ptrdiff_t i0 = 0; i0 < n; i0 += LSM_CHUNK) {
@@ -4361,6 +4366,8 @@ static void FN(vjp_mid_rows_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     for (ptrdiff_t r = lo; r < hi; r++) {
         const T *yr = y + r * ys[0], *gr = g + r * gs[0];
         T *dr = dx + r * dxs[0];
+        FN(rows_ahead_)(y, ys[0], r, hi, n, 1); /* (see LSM_VJP_HINT_MAX) */
+        FN(rows_ahead_)(g, gs[0], r, hi, n, 1);
         T a[LN];
         for (int l = 0; l < LN; l++) {
             a[l] = 0;

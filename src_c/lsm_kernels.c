@@ -237,6 +237,15 @@
 #else
 #define LSM_PREFETCHW(p) LSM_PREFETCH(p, 1)
 #endif
+/* LSM_PREFETCHW of the last line of y[0:n] where it is partial (does not
+ * end on a 64-byte boundary): the line a streamed y writes with plain
+ * stores at its end (LSM_OUT_LOOP_PF, out_ends_). */
+#define LSM_PREFETCHW_END(y, n)                                                \
+    do {                                                                       \
+        if ((n) > 0 && (uintptr_t)((y) + (n)) % 64) {                          \
+            LSM_PREFETCHW((y) + (n) - 1);                                      \
+        }                                                                      \
+    } while (0)
 
 /* Streaming (non-temporal) stores of one 64-byte line t to the 64-byte
  * aligned p: the line goes to memory without being read first (no
@@ -848,9 +857,7 @@ static inline void lsm_nt_fence_(void) {}
         ptrdiff_t i0_ = 0;                                                     \
         if (nt && (uintptr_t)(y) % sizeof(T) == 0) {                           \
             enum { L_ = 64 / (int)sizeof(T) };                                 \
-            if ((n) > 0 && (uintptr_t)((y) + (n)) % 64) {                      \
-                LSM_PREFETCHW((y) + (n) - 1);                                  \
-            }                                                                  \
+            LSM_PREFETCHW_END(y, n);                                           \
             ptrdiff_t h_ = (ptrdiff_t)((64 - (uintptr_t)(y) % 64) % 64) /      \
                            (ptrdiff_t)sizeof(T);                               \
             h_ = h_ < (n) ? h_ : (n);                                          \

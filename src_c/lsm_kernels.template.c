@@ -106,9 +106,7 @@ static LSM_ALWAYS_INLINE void FN(out_ends_)(T *y, ptrdiff_t n) {
     if ((uintptr_t)y % 64 != 0) {
         LSM_PREFETCHW(y);
     }
-    if ((uintptr_t)(y + n) % 64 != 0) {
-        LSM_PREFETCHW(y + n - 1);
-    }
+    LSM_PREFETCHW_END(y, n);
 }
 
 /* y[0:n] = b[0:n] with streaming stores (y and b apart). */

@@ -57,6 +57,31 @@ static void *alloc_big(size_t n) {
     return p;
 }
 
+/* The byte offset from the environment variable `name` (0 when unset) into
+ * *off; 1 (after a message) when it is not 0-63 and a multiple of es. */
+static int env_offset(const char *name, size_t es, size_t *off) {
+    const char *s = getenv(name);
+    *off = s ? (size_t)atoi(s) : 0;
+    if (*off >= 64 || *off % es) {
+        fprintf(stderr, "%s: 0-63, a multiple of the element size\n", name);
+        return 1;
+    }
+    return 0;
+}
+
+/* x, v, y and dy (a[0..3]) of `bytes` each, `off` bytes past a 2 MiB
+ * boundary (alloc_big); 1 when out of memory. */
+static int alloc_arrays(char *a[4], size_t bytes, size_t off) {
+    for (int k = 0; k < 4; k++) {
+        a[k] = alloc_big(bytes + 64);
+        if (!a[k]) {
+            return 1;
+        }
+        a[k] += off;
+    }
+    return 0;
+}
+
 #define DECLARE(T, S, V)                                                       \
     int lsm_logsumexp_##S##V(ptrdiff_t, ptrdiff_t, ptrdiff_t, const T *,       \
                              const ptrdiff_t *, T *, const ptrdiff_t *);       \
@@ -150,51 +175,33 @@ int main(int argc, char **argv) {
     }
     const ptrdiff_t N = rows * n;
     const size_t es = dbl ? sizeof(double) : sizeof(float);
-    const char *ofs = getenv("AB_OFFSET");
-    const size_t off = ofs ? (size_t)atoi(ofs) : 0;
-    if (off >= 64 || off % es) {
-        fprintf(stderr, "AB_OFFSET: 0-63, a multiple of the element size\n");
+    /* arrays[w]: x, v, y and dy of build w (0 old, 1 new); the new build's
+     * are the old's, or copies at AB_OFFSET_NEW */
+    size_t off, off2;
+    if (env_offset("AB_OFFSET", es, &off) ||
+        env_offset("AB_OFFSET_NEW", es, &off2)) {
         return 2;
     }
-    char *x = alloc_big(N * es + 64), *v = alloc_big(N * es + 64);
-    char *y = alloc_big(N * es + 64), *dy = alloc_big(N * es + 64),
-         *out = malloc((size_t)(rows > n ? rows : n) * es);
+    char *arrays[2][4];
+    const int own = getenv("AB_OFFSET_NEW") != NULL;
+    int oom = alloc_arrays(arrays[0], (size_t)N * es, off);
+    if (own) {
+        oom |= alloc_arrays(arrays[1], (size_t)N * es, off2);
+    } else {
+        memcpy(arrays[1], arrays[0], sizeof arrays[0]);
+    }
+    char *x = arrays[0][0], *v = arrays[0][1];
+    char *y = arrays[0][2], *dy = arrays[0][3];
+    char *out = malloc((size_t)(rows > n ? rows : n) * es);
     const char *cm = getenv("AB_COLD_MB");
     const size_t EB = (size_t)(cm && atoi(cm) > 0 ? atoi(cm) : 64) << 20;
     char *ev = alloc_big(EB);
     double *t0 = malloc(sizeof(double) * (size_t)R);
     double *t1 = malloc(sizeof(double) * (size_t)R);
     double *ratio = malloc(sizeof(double) * (size_t)R);
-    if (!x || !v || !y || !dy || !out || !ev || !t0 || !t1 || !ratio) {
+    if (oom || !out || !ev || !t0 || !t1 || !ratio) {
         fprintf(stderr, "out of memory\n");
         return 1;
-    }
-    x += off;
-    v += off;
-    y += off;
-    dy += off;
-    /* the new build's arrays: the same, or copies at AB_OFFSET_NEW */
-    char *x2 = x, *v2 = v, *y2 = y, *dy2 = dy;
-    const char *ofs2 = getenv("AB_OFFSET_NEW");
-    if (ofs2) {
-        const size_t off2 = (size_t)atoi(ofs2);
-        if (off2 >= 64 || off2 % es) {
-            fprintf(stderr,
-                    "AB_OFFSET_NEW: 0-63, a multiple of the element size\n");
-            return 2;
-        }
-        x2 = alloc_big(N * es + 64);
-        v2 = alloc_big(N * es + 64);
-        y2 = alloc_big(N * es + 64);
-        dy2 = alloc_big(N * es + 64);
-        if (!x2 || !v2 || !y2 || !dy2) {
-            fprintf(stderr, "out of memory\n");
-            return 1;
-        }
-        x2 += off2;
-        v2 += off2;
-        y2 += off2;
-        dy2 += off2;
     }
     memset(ev, 1, EB);
     srand(1);
@@ -209,9 +216,9 @@ int main(int argc, char **argv) {
             ((float *)v)[k] = (float)b;
         }
     }
-    if (x2 != x) {
-        memcpy(x2, x, (size_t)N * es);
-        memcpy(v2, v, (size_t)N * es);
+    if (own) {
+        memcpy(arrays[1][0], x, (size_t)N * es);
+        memcpy(arrays[1][1], v, (size_t)N * es);
     }
     /* (outer, n, inner) view: rows of n, or (AB_AXIS0) n columns of rows */
     ptrdiff_t o = rows, nn = n, in = 1, xs[3] = {n, 1, 1}, os[2] = {1, 1};
@@ -238,8 +245,8 @@ int main(int argc, char **argv) {
                 sink += ev[b];
             }
             const double s = now();
-            call(dbl, op, w, o, nn, in, w ? x2 : x, w ? v2 : v, xs, w ? y2 : y,
-                 w ? dy2 : dy, out, os);
+            call(dbl, op, w, o, nn, in, arrays[w][0], arrays[w][1], xs,
+                 arrays[w][2], arrays[w][3], out, os);
             if (r >= 0) {
                 (w ? t1 : t0)[r] = now() - s;
             }

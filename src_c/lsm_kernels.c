@@ -437,6 +437,14 @@ static inline unsigned lsm_v_lanes_f64(ptrdiff_t left) {
         _mm512_stream_##PS(p, a);                                              \
     }                                                                          \
     static inline V lsm_v_mul_##S(V a, V b) { return _mm512_mul_##PS(a, b); }  \
+    static inline V lsm_v_add_##S(V a, V b) { return _mm512_add_##PS(a, b); }  \
+    /* a + b in the lanes k, a elsewhere */                                    \
+    static inline V lsm_v_mask_add_##S(V a, unsigned k, V b) {                 \
+        return _mm512_mask_add_##PS(a, (M)k, a, b);                            \
+    }                                                                          \
+    static inline V lsm_v_fmadd_##S(V a, V b, V c) {                           \
+        return _mm512_fmadd_##PS(a, b, c);                                     \
+    }                                                                          \
     static inline V lsm_v_set1_##S(double a) { return _mm512_set1_##PS(a); }   \
     static inline M lsm_v_eq_##S(V a, V b) {                                   \
         return _mm512_cmp_##PS##_mask(a, b, _CMP_EQ_OQ);                       \
@@ -449,6 +457,11 @@ static inline unsigned lsm_v_lanes_f64(ptrdiff_t left) {
     }
 LSM_V_OPS(f32, __m512, __mmask16, ps)
 LSM_V_OPS(f64, __m512d, __mmask8, pd)
+/* the sum terms' exp (lsm_vexpsum_f32_, lsm_vexpsum_f64_) */
+static inline __m512 lsm_v_expsum_f32(__m512 d) { return lsm_vexpsum_f32_(d); }
+static inline __m512d lsm_v_expsum_f64(__m512d d) {
+    return lsm_vexpsum_f64_(d);
+}
 /* the lanes h, h + 1, ... of a then b (h < lanes; idx from lsm_v_idx_*) */
 static inline __m512i lsm_v_idx_f32(int h) {
     return _mm512_add_epi32(

@@ -893,6 +893,52 @@ static double FN(chunk_sum_)(const T *restrict g, ptrdiff_t n) {
     return s;
 }
 
+#if HAVE_VEXP
+/* y[i] = exp(x[i] - m) * rd for i in [0, n) with lsm_vexpneg_f64_, 8 at a
+ * time: m and rd the values at mv and rdv (per 0: chunk_softmax_), or per
+ * element, mv[i] and rdv[i] (per 1: softmax's output pass over a strided
+ * axis, colwise_range_, where the compiler's vectorisation of EXPNEG_MUL
+ * ran before; with cols_strip_, A/B, 1 thread, Intel Xeon family 6 model
+ * 207, float64 softmax over axis 0 took 0.86-0.92x the time in the cache
+ * ((300, 1000), (1000, 100), (5000, 37)), 0.97x cold (2048, 4096)). Streamed
+ * when nt as LSM_OUT_LOOP is (from the first 64-byte boundary of y, its partial
+ * end lines hinted, out_ends_), hinting the line at pf + i a step while i < pfn
+ * (pf NULL: none). */
+static LSM_ALWAYS_INLINE void
+FN(softmax_vec_out_)(const T *restrict x, ptrdiff_t n, const T *restrict mv,
+                     const T *restrict rdv, int per, T *restrict y, int nt,
+                     const T *pf, ptrdiff_t pfn) {
+#define LSM_SM_AT(i, k)                                                        \
+    _mm512_mul_pd(                                                             \
+        lsm_vexpneg_f64_(_mm512_sub_pd(                                        \
+            _mm512_maskz_loadu_pd(k, x + (i)),                                 \
+            per ? _mm512_maskz_loadu_pd(k, mv + (i)) : _mm512_set1_pd(*mv))),  \
+        per ? _mm512_maskz_loadu_pd(k, rdv + (i)) : _mm512_set1_pd(*rdv))
+    const __mmask8 all8 = 0xff;
+    ptrdiff_t i = 0;
+    if (nt && (uintptr_t)y % sizeof(T) == 0) {
+        FN(out_ends_)(y, n); /* (its ends: plain stores) */
+        ptrdiff_t h = (ptrdiff_t)((64 - (uintptr_t)y % 64) % 64) / 8;
+        h = h < n ? h : n;
+        const __mmask8 k = lsm_lanes8_(h);
+        _mm512_mask_storeu_pd(y, k, LSM_SM_AT(0, k));
+        for (i = h; i + 8 <= n; i += 8) {
+            FN(vec_hint_)(pf, pfn, i, 0);
+            _mm512_stream_pd(y + i, LSM_SM_AT(i, all8));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            _mm512_storeu_pd(y + i, LSM_SM_AT(i, all8));
+        }
+    }
+    if (i < n) {
+        const __mmask8 k = lsm_lanes8_(n - i);
+        _mm512_mask_storeu_pd(y + i, k, LSM_SM_AT(i, k));
+    }
+#undef LSM_SM_AT
+}
+#endif
+
 /* y = exp(x - m) * rd (softmax of a long row, rd = 1 / sum rounded once).
  * EXPNEG_MUL, one multiply fewer per element than EXPNEG(x - m) * rd, the
  * same bits but for subnormal terms: A/B (1 thread, Zen 4, cold) float32
@@ -901,32 +947,7 @@ static void FN(chunk_softmax_)(const T *restrict x, ptrdiff_t n, T m, T rd,
                                T *restrict y, int nt, const T *pf,
                                ptrdiff_t pfn) {
 #if HAVE_VEXP
-    /* as LSM_OUT_LOOP: streaming stores from the first 64-byte boundary */
-    const __m512d vm = _mm512_set1_pd(m), vr = _mm512_set1_pd(rd);
-    ptrdiff_t i = 0;
-    if (nt && (uintptr_t)y % sizeof(T) == 0) {
-        FN(out_ends_)(y, n); /* (its ends: plain stores) */
-        ptrdiff_t h = (ptrdiff_t)((64 - (uintptr_t)y % 64) % 64) / 8;
-        h = h < n ? h : n;
-        const __mmask8 k = lsm_lanes8_(h);
-        const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x), vm);
-        _mm512_mask_storeu_pd(y, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
-        for (i = h; i + 8 <= n; i += 8) {
-            FN(vec_hint_)(pf, pfn, i, 0);
-            const __m512d di = _mm512_sub_pd(_mm512_loadu_pd(x + i), vm);
-            _mm512_stream_pd(y + i, _mm512_mul_pd(lsm_vexpneg_f64_(di), vr));
-        }
-    } else {
-        for (; i + 8 <= n; i += 8) {
-            const __m512d di = _mm512_sub_pd(_mm512_loadu_pd(x + i), vm);
-            _mm512_storeu_pd(y + i, _mm512_mul_pd(lsm_vexpneg_f64_(di), vr));
-        }
-    }
-    if (i < n) {
-        const __mmask8 k = lsm_lanes8_(n - i);
-        const __m512d d = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, x + i), vm);
-        _mm512_mask_storeu_pd(y + i, k, _mm512_mul_pd(lsm_vexpneg_f64_(d), vr));
-    }
+    FN(softmax_vec_out_)(x, n, &m, &rd, 0, y, nt, pf, pfn);
 #else
     const T f = EXPNEG_FACTOR(rd);
     LSM_OUT_LOOP_PF(nt, y, n, EXPNEG_MUL(x[i] - m, f), pf, pfn);
@@ -1601,8 +1622,13 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
  * 32768), (2000, 4000)), float32: logsumexp 0.82-0.91x the time at avx512,
  * 0.92-0.98x at avx2, 1.02x at baseline (bound by its exp); log_softmax
  * 0.87-0.95x and 0.95-1.01x, the JVP 0.85-0.95x and 0.81-0.94x (baseline
- * 0.89-0.98x). float64 into L2 took 0.94-1.18x, and stays in L1. */
-static int FN(cols_l2_)(void) { return sizeof(T) == 4; }
+ * 0.89-0.98x). float64 into L2 took 0.94-1.18x there, and stays in L1
+ * but at AVX-512 (cols_strip_): on an Intel Xeon family 6 model 207 (2 MB
+ * L2), cold, logsumexp over axis 0 of (2048, 4096), (8192, 1024) and (512,
+ * 8192) took 0.93-0.97x the time with hints into L2 (a chunk of rows a
+ * power-of-2 stride apart shares a few L1 sets: of a float64 chunk's 32 KB,
+ * L1 then holds 6 KB). */
+static int FN(cols_l2_)(void) { return sizeof(T) == 4 || HAVE_ROW8; }
 
 /* the per-lane sums of the short-row path (below), which cols_stats_ uses
  * for a row segment of columns at the AVX-512 level */
@@ -1611,6 +1637,85 @@ static LSM_ALWAYS_INLINE void
                     T *restrict yj, const T *restrict m, T *restrict c,
                     T *restrict rest, T *restrict tv, int hv, int sm,
                     int first);
+
+#if HAVE_ROW8
+#define V LSM_CAT(lsm_v_, LSM_SFX)
+#define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
+/* Vectors of columns per strip of cols_strip_ */
+#ifndef LSM_COL_STRIP
+#define LSM_COL_STRIP 4
+#endif
+/* The exp pass of cols_stats_ over one chunk (J rows s apart from r0; v's
+ * rows vs apart from q0 when hv) for the columns [k0, k0 + LSM_COL_STRIP
+ * vectors) of the w, at AVX-512: the strip's rows one after the other, its
+ * partial sums held in registers, where the loops over a whole row segment
+ * keep them in memory (a load and a store per vector and row, and twice
+ * that with the count). Each column's terms and adds are those of the
+ * loops (lsm_vexpsum_*_ computes lsm_expsum's values), in the same order,
+ * so the sums are the same bits. The chunk comes from L2, where the max
+ * pass left it. The strip's lines of the next chunk's row j (pfn rows) are
+ * hinted as row j goes, one line per vector (cols_l2_). below: no entry of
+ * the chunk at its column's shift sh (no count). A/B against the loops (1
+ * thread, Intel Xeon family 6 model 207, avx512, 16 bytes past a line),
+ * cold, axis 0 of (2048, 4096) (with float64's hints into L2): logsumexp
+ * float32 0.85x the time, float64 0.8x; log_softmax 0.92x and 0.93x, the
+ * JVP 0.97x; in the cache, (1000, 100) 0.86-0.93x, (300, 1000) 0.87-0.97x,
+ * (5000, 37) float32 0.59-0.78x, (64, 4096) float32 1.0-1.03x. Strips of 8
+ * vectors: 0.95-1.0x (float32 more spills), of 2: 1.0-1.08x. */
+static LSM_ALWAYS_INLINE void
+FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
+                ptrdiff_t J, ptrdiff_t pfn, ptrdiff_t k0, ptrdiff_t w,
+                const T *restrict sh, T *restrict cc, T *restrict rr,
+                T *restrict tt, int hv, int below) {
+    enum { L = 64 / (int)sizeof(T), G = LSM_COL_STRIP };
+    V shv[G], c[G], r[G], t[G];
+    unsigned km[G];
+    const V one = VF(set1)(1.0);
+    for (int g = 0; g < G; g++) {
+        const ptrdiff_t left = w - k0 - (ptrdiff_t)g * L;
+        km[g] = left > 0 ? VF(lanes)(left) : 0u;
+        shv[g] = VF(maskz_loadu)(km[g], sh + k0 + g * L);
+        c[g] = r[g] = t[g] = VF(zero)();
+    }
+    const int l2 = FN(cols_l2_)();
+    for (ptrdiff_t j = 0; j < J; j++) {
+        const T *ru = r0 + j * s + k0;
+        const T *qu = hv ? q0 + j * vs + k0 : NULL;
+        for (int g = 0; g < G; g++) {
+            if (!km[g]) {
+                break;
+            }
+            if (j < pfn) {
+                FN(prefetch_part_)(ru + J * s + g * L, 1, 0, 1, l2);
+                if (hv) {
+                    FN(prefetch_part_)(qu + J * vs + g * L, 1, 0, 1, l2);
+                }
+            }
+            const V x = VF(maskz_loadu)(km[g], ru + g * L);
+            const V e = VF(expsum)(VF(sub)(x, shv[g]));
+            if (below) {
+                r[g] = VF(add)(r[g], e);
+            } else {
+                const unsigned at = VF(eq)(x, shv[g]);
+                r[g] = VF(mask_add)(r[g], ~at, e);
+                c[g] = VF(mask_add)(c[g], at, one);
+            }
+            if (hv) {
+                t[g] = VF(fmadd)(e, VF(maskz_loadu)(km[g], qu + g * L), t[g]);
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        VF(mask_storeu)(cc + k0 + g * L, km[g], c[g]);
+        VF(mask_storeu)(rr + k0 + g * L, km[g], r[g]);
+        if (hv) {
+            VF(mask_storeu)(tt + k0 + g * L, km[g], t[g]);
+        }
+    }
+}
+#undef V
+#undef VF
+#endif
 
 /* Online per-column statistics of a block of w <= LSM_COLS(T) columns (rows
  * s apart from base; v at vbase, rows vs apart, or NULL): per column m, c,
@@ -1626,7 +1731,8 @@ static LSM_ALWAYS_INLINE void
  * are added to the double state at the end of the chunk. Where every
  * element of the chunk is below its column's max (common once the first
  * rows are in), the exp loop skips the count of entries at the max. The
- * exp pass prefetches the next chunk, a row per row (cols_l2_). */
+ * exp pass prefetches the next chunk, a row per row (cols_l2_). At
+ * AVX-512 the exp pass goes strip by strip (cols_strip_). */
 static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
                             ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
                             T *restrict m, double *restrict c,
@@ -1669,6 +1775,20 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
             sh[k] = m[k] == -T_INF ? (T)0 : m[k];
             cc[k] = rr[k] = tt[k] = 0;
         }
+#if HAVE_ROW8
+        for (ptrdiff_t k0 = 0; k0 < w; k0 += LSM_COL_STRIP * 64 / sizeof(T)) {
+            if (q0) {
+                FN(cols_strip_)
+                (r0, s, q0, vs, J, pfn, k0, w, sh, cc, rr, tt, 1, 0);
+            } else if (below) {
+                FN(cols_strip_)
+                (r0, s, NULL, 0, J, pfn, k0, w, sh, cc, rr, tt, 0, 1);
+            } else {
+                FN(cols_strip_)
+                (r0, s, NULL, 0, J, pfn, k0, w, sh, cc, rr, tt, 0, 0);
+            }
+        }
+#else
         for (ptrdiff_t j = 0; j < J; j++) {
             const T *restrict ru = r0 + j * s;
             if (j < pfn) {
@@ -1714,6 +1834,7 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
             }
 #endif
         }
+#endif
 #pragma omp simd
         for (ptrdiff_t k = 0; k < w; k++) {
             c[k] += (double)cc[k];
@@ -3899,7 +4020,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         }
         FN(col_params_)
         (op, n, w, xb, xs[1], vb, v ? vs[1] : 0, m, lm, rd, q);
-        for (ptrdiff_t k = 0; op == 0 && k < w; k++) {
+        for (ptrdiff_t k = 0; op == 0 && !HAVE_VEXP && k < w; k++) {
             rd[k] = EXPNEG_FACTOR(rd[k]); /* for EXPNEG_MUL */
         }
         /* in place (y or dy the same memory as x or v): each row of the
@@ -3931,7 +4052,11 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                 FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
             T *restrict yr = yb + j * ys[1];
             if (op == 0) {
+#if HAVE_VEXP
+                FN(softmax_vec_out_)(xr, w, m, rd, 1, yr, nt, NULL, 0);
+#else
                 LSM_OUT_LOOP(nt, yr, w, EXPNEG_MUL(xr[i] - m[i], rd[i]));
+#endif
             } else if (op == 1) {
                 LSM_OUT_LOOP(nt, yr, w, (xr[i] - m[i]) - lm[i]);
             } else if (nt) {

@@ -1732,18 +1732,27 @@ FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
  * element of the chunk is below its column's max (common once the first
  * rows are in), the exp loop skips the count of entries at the max. The
  * exp pass prefetches the next chunk, a row per row (cols_l2_). At
- * AVX-512 the exp pass goes strip by strip (cols_strip_). */
-static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
-                            ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
-                            T *restrict m, double *restrict c,
-                            double *restrict rest, double *restrict tv) {
-    T cm[LSM_COLS(T)], sh[LSM_COLS(T)];
-    T cc[LSM_COLS(T)], rr[LSM_COLS(T)], tt[LSM_COLS(T)];
+ * AVX-512 the exp pass goes strip by strip (cols_strip_). cols_stats_
+ * starts the state (cols_stats_start_), then adds each chunk to it
+ * (cols_stats_chunk_: the chunk of rows [j0, j0 + LSM_COL_ROWS)), which
+ * colwise_range_ also does chunk by chunk between its output rows. */
+static void FN(cols_stats_start_)(ptrdiff_t w, T *restrict m,
+                                  double *restrict c, double *restrict rest,
+                                  double *restrict tv) {
     for (ptrdiff_t k = 0; k < w; k++) {
         m[k] = -T_INF;
         c[k] = rest[k] = tv[k] = 0;
     }
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_COL_ROWS) {
+}
+
+static void FN(cols_stats_chunk_)(const T *base, ptrdiff_t s, const T *vbase,
+                                  ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
+                                  ptrdiff_t j0, T *restrict m,
+                                  double *restrict c, double *restrict rest,
+                                  double *restrict tv) {
+    T cm[LSM_COLS(T)], sh[LSM_COLS(T)];
+    T cc[LSM_COLS(T)], rr[LSM_COLS(T)], tt[LSM_COLS(T)];
+    {
         const ptrdiff_t J = n - j0 < LSM_COL_ROWS ? n - j0 : LSM_COL_ROWS;
         const ptrdiff_t left = n - j0 - J;
         const ptrdiff_t pfn = left < J ? left : J;
@@ -1841,6 +1850,16 @@ static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
             rest[k] += (double)rr[k];
             tv[k] += (double)tt[k];
         }
+    }
+}
+
+static void FN(cols_stats_)(const T *base, ptrdiff_t s, const T *vbase,
+                            ptrdiff_t vs, ptrdiff_t n, ptrdiff_t w,
+                            T *restrict m, double *restrict c,
+                            double *restrict rest, double *restrict tv) {
+    FN(cols_stats_start_)(w, m, c, rest, tv);
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_COL_ROWS) {
+        FN(cols_stats_chunk_)(base, s, vbase, vs, n, w, j0, m, c, rest, tv);
     }
 }
 
@@ -3935,14 +3954,32 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
  * +inf (no nan in the column, max +inf): y = nan where x = +inf, -inf
  * elsewhere; m = nan otherwise: y = nan everywhere; softmax and dy are nan
  * everywhere. */
+static LSM_ALWAYS_INLINE void
+    FN(col_params_end_)(int op, ptrdiff_t n, ptrdiff_t w, const T *xb,
+                        ptrdiff_t sx, const double *restrict c,
+                        const double *restrict rest, const double *restrict tv,
+                        T *restrict m, T *restrict lm, T *restrict rd,
+                        T *restrict q);
+
 static LSM_ALWAYS_INLINE void FN(col_params_)(int op, ptrdiff_t n, ptrdiff_t w,
                                               const T *xb, ptrdiff_t sx,
                                               const T *vb, ptrdiff_t sv,
                                               T *restrict m, T *restrict lm,
                                               T *restrict rd, T *restrict q) {
     double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
-    unsigned char special[LSM_COLS(T)];
     FN(cols_stats_)(xb, sx, vb, sv, n, w, m, c, rest, tv);
+    FN(col_params_end_)(op, n, w, xb, sx, c, rest, tv, m, lm, rd, q);
+}
+
+/* The end of col_params_, from the statistics m, c, rest, tv of the block
+ * at xb (cols_stats_): lm, rd, q, and m, lm, rd, q of the columns that
+ * take the special values. */
+static LSM_ALWAYS_INLINE void
+FN(col_params_end_)(int op, ptrdiff_t n, ptrdiff_t w, const T *xb, ptrdiff_t sx,
+                    const double *restrict c, const double *restrict rest,
+                    const double *restrict tv, T *restrict m, T *restrict lm,
+                    T *restrict rd, T *restrict q) {
+    unsigned char special[LSM_COLS(T)];
     FN(cols_finish_)(w, m, c, rest, lm, rd, special);
     for (ptrdiff_t k = 0; k < w; k++) {
         if (!special[k]) {
@@ -3975,107 +4012,197 @@ static int FN(col_block_fits_)(ptrdiff_t n, ptrdiff_t streams,
     return streams * LSM_COLS(T) * (ptrdiff_t)sizeof(T) * n <= bytes;
 }
 
+/* The shortest axis whose column blocks (colwise_range_) take the
+ * statistics of the next block chunk by chunk between the output rows of
+ * this one; shorter axes run one block's passes after the other. */
+#ifndef LSM_COL_PIPE_MIN
+#define LSM_COL_PIPE_MIN 1024
+#endif
+
+/* A column block of colwise_range_: w columns of x, v, y, dy from k0 of
+ * outer index o (rows xs[1], ... apart). */
+typedef struct {
+    ptrdiff_t w;
+    const T *x, *v;
+    T *y, *dy;
+} FN(colblk_);
+
+static FN(colblk_)
+    FN(colblk_at_)(const FN(colblocks_) * L, ptrdiff_t i, const T *x,
+                   const ptrdiff_t xs[3], const T *v, const ptrdiff_t vs[3],
+                   T *y, const ptrdiff_t ys[3], T *dy, const ptrdiff_t dys[3]) {
+    ptrdiff_t o, k0;
+    FN(colblk_) B;
+    B.w = FN(col_block_)(L, i, &o, &k0);
+    B.x = x + o * xs[0] + k0;
+    B.v = v ? v + o * vs[0] + k0 : NULL;
+    B.y = y + o * ys[0] + k0;
+    B.dy = dy ? dy + o * dys[0] + k0 : NULL;
+    return B;
+}
+
+/* The output rows [j0, j1) (of n) of column block B (op as colwise_range_)
+ * from its parameters m, lm, rd, q (col_params_). */
+static LSM_ALWAYS_INLINE void
+FN(col_out_rows_)(int op, const FN(colblk_) * B, ptrdiff_t j0, ptrdiff_t j1,
+                  ptrdiff_t n, const ptrdiff_t xs[3], const ptrdiff_t vs[3],
+                  const ptrdiff_t ys[3], const ptrdiff_t dys[3],
+                  const T *restrict m, const T *restrict lm,
+                  const T *restrict rd, const T *restrict q, int nt) {
+    T bx[LSM_COLS(T)], bv[LSM_COLS(T)];
+    const ptrdiff_t w = B->w;
+    const T *xb = B->x, *vb = B->v;
+    T *yb = B->y, *dyb = B->dy;
+    /* in place (y or dy the same memory as x or v): each row of the
+     * inputs is copied before the outputs overwrite it */
+    const int x_aliased = xb == yb || xb == dyb;
+    const int v_aliased = vb && (vb == yb || vb == dyb);
+    for (ptrdiff_t j = j0; j < j1; j++) {
+        if (j + LSM_AHEAD < n) {
+            const ptrdiff_t ja = j + LSM_AHEAD;
+            FN(prefetch_)(xb + ja * xs[1], w, 0);
+            /* streamed outputs are not prefetched for writing (the
+             * lines would come in only to be replaced): A/B (1 thread,
+             * Zen 4, cold, axis 0 of (2048, 4096) and (2000, 4000))
+             * float32 softmax 0.85-0.91x the time at avx512, 0.95-0.97x
+             * at avx2; the VJP (vjp_cols_range_) 0.8-0.96x, float32
+             * and float64; log_softmax and the JVP (cols_out_rows_
+             * there) unchanged */
+            if (!nt) {
+                FN(prefetch_)(yb + ja * ys[1], w, 1);
+            }
+            if (op == 2) {
+                FN(prefetch_)(vb + ja * vs[1], w, 0);
+                if (!nt) {
+                    FN(prefetch_)(dyb + ja * dys[1], w, 1);
+                }
+            }
+        }
+        const T *restrict xr = FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
+        T *restrict yr = yb + j * ys[1];
+        if (op == 0) {
+#if HAVE_VEXP
+            FN(softmax_vec_out_)(xr, w, m, rd, 1, yr, nt, NULL, 0);
+#else
+            LSM_OUT_LOOP(nt, yr, w, EXPNEG_MUL(xr[i] - m[i], rd[i]));
+#endif
+        } else if (op == 1) {
+            LSM_OUT_LOOP(nt, yr, w, (xr[i] - m[i]) - lm[i]);
+        } else if (nt) {
+            const T *restrict vr =
+                FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
+            T *restrict dyr = dyb + j * dys[1];
+            LSM_OUT_LOOP(1, yr, w, (xr[i] - m[i]) - lm[i]);
+            LSM_OUT_LOOP(1, dyr, w, vr[i] - q[i]);
+        } else {
+            const T *restrict vr =
+                FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
+            T *restrict dyr = dyb + j * dys[1];
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < w; k++) {
+                yr[k] = (xr[k] - m[k]) - lm[k];
+                dyr[k] = vr[k] - q[k];
+            }
+        }
+    }
+}
+
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
- * stride 1 along inner). */
+ * stride 1 along inner): the column blocks [lo, hi), each block's
+ * statistics (col_params_), then its output rows. With LSM_COL_PIPE, the
+ * statistics of the next block go chunk by chunk (cols_stats_chunk_)
+ * between the output rows of this one: the statistics pass, bound by its
+ * exp, reads its block from memory while the output pass, bound by its
+ * loads and stores, reads this block again (from L3: a block's rows a
+ * power-of-2 stride apart share few L2 sets) and streams its output, where
+ * one after the other each waited on its own bound. Each block's
+ * statistics and output are the same either way (the same bits). A/B (1
+ * thread, Intel Xeon family 6 model 207, avx512, cold, 16 bytes past a
+ * line), axis 0 of (1024, 2048), (2048, 4096), (4096, 2048): softmax
+ * 0.85-0.91x the time, log_softmax 0.87-0.89x, the JVP 0.88-0.99x (float32
+ * and float64 alike); (8192, 1024) float64 0.86-0.99x; axes of 300 and
+ * less took 1.0-1.1x (float64 (300, 1000) 1.06-1.1x), hence
+ * LSM_COL_PIPE_MIN; (512, 8192) 0.89-1.02x. */
 static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
                                const FN(colblocks_) * L, const T *x,
                                const ptrdiff_t xs[3], const T *v,
                                const ptrdiff_t vs[3], T *y,
                                const ptrdiff_t ys[3], T *dy,
                                const ptrdiff_t dys[3], int nt) {
-    T m[LSM_COLS(T)], lm[LSM_COLS(T)], rd[LSM_COLS(T)], q[LSM_COLS(T)];
-    T bx[LSM_COLS(T)], bv[LSM_COLS(T)];
+    T m[2][LSM_COLS(T)], lm[2][LSM_COLS(T)], rd[2][LSM_COLS(T)];
+    T q[2][LSM_COLS(T)];
+    double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
+    if (op == 0 && sizeof(T) == 8 && !HAVE_VEXP &&
+        FN(col_block_fits_)(n, 2, LSM_COL_SOFTMAX_CACHE)) {
+        /* float64 softmax with one exp per element: y written, then
+         * scaled, where the block's x and y fit LSM_COL_SOFTMAX_CACHE.
+         * A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)): 0.80x
+         * the time of the second exp per element. On a Zen 4 (cold,
+         * against the second exp): 1.11-1.27x at avx2 (axis 0 of (2048,
+         * 4096), (4096, 2048), (1024, 8192)), 0.95-1.06x at avx512;
+         * longer axes, whose y no longer stays in the cache between
+         * the passes, take the second exp: (6000, 1400) at avx2 1.05x,
+         * avx512 0.89x; (8192, 1024) 0.86x and 0.64-0.71x; (16384, 512)
+         * 0.68x and 0.6x; (65536, 128) 0.62x and 0.49x. float32 (an
+         * exp half as costly) took 1.11-1.98x with one exp, and keeps
+         * the output pass below. On an Intel Xeon family 6 model 207
+         * (2 MB L2, cold), against the second exp, at avx512 (64
+         * columns, x and y: 1 KB a row) axis 0 of (256, 65536), (512,
+         * 8192), (1024, 4096), (1024, 8192) took 1.24-1.49x the time,
+         * (2048, 4096) 1.11-1.18x, (4096, 2048) 1.21-1.28x (hot (1024,
+         * 1024) and (2048, 1024) 1.26x): not at avx512. At avx2, (512,
+         * 8192) and (1024, 8192) 0.85-0.87x, (2048, 4096) 0.96-1.02x,
+         * (4096, 2048) 1.04x: blocks up to LSM_COL_SOFTMAX_CACHE. */
+        /* (no streaming: its second pass scales y in the cache) */
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            const FN(colblk_) B =
+                FN(colblk_at_)(L, i, x, xs, v, vs, y, ys, dy, dys);
+            FN(cols_softmax_)(B.x, xs[1], n, B.w, B.y, ys[1], m[0], c, rest);
+        }
+        return;
+    }
+    int cur = 0;
+    FN(colblk_) B = FN(colblk_at_)(L, lo, x, xs, v, vs, y, ys, dy, dys);
     for (ptrdiff_t i = lo; i < hi; i++) {
-        ptrdiff_t o, k0;
-        const ptrdiff_t w = FN(col_block_)(L, i, &o, &k0);
-        const T *xb = x + o * xs[0] + k0;
-        const T *vb = v ? v + o * vs[0] + k0 : NULL;
-        T *yb = y + o * ys[0] + k0;
-        T *dyb = dy ? dy + o * dys[0] + k0 : NULL;
-        if (op == 0 && sizeof(T) == 8 && !HAVE_VEXP &&
-            FN(col_block_fits_)(n, 2, LSM_COL_SOFTMAX_CACHE)) {
-            /* float64 softmax with one exp per element: y written, then
-             * scaled, where the block's x and y fit LSM_COL_SOFTMAX_CACHE.
-             * A/B (1 thread, avx2, Zen 3, axis 0 of (2048, 4096)): 0.80x
-             * the time of the second exp per element. On a Zen 4 (cold,
-             * against the second exp): 1.11-1.27x at avx2 (axis 0 of (2048,
-             * 4096), (4096, 2048), (1024, 8192)), 0.95-1.06x at avx512;
-             * longer axes, whose y no longer stays in the cache between
-             * the passes, take the second exp: (6000, 1400) at avx2 1.05x,
-             * avx512 0.89x; (8192, 1024) 0.86x and 0.64-0.71x; (16384, 512)
-             * 0.68x and 0.6x; (65536, 128) 0.62x and 0.49x. float32 (an
-             * exp half as costly) took 1.11-1.98x with one exp, and keeps
-             * the output pass below. On an Intel Xeon family 6 model 207
-             * (2 MB L2, cold), against the second exp, at avx512 (64
-             * columns, x and y: 1 KB a row) axis 0 of (256, 65536), (512,
-             * 8192), (1024, 4096), (1024, 8192) took 1.24-1.49x the time,
-             * (2048, 4096) 1.11-1.18x, (4096, 2048) 1.21-1.28x (hot (1024,
-             * 1024) and (2048, 1024) 1.26x): not at avx512. At avx2, (512,
-             * 8192) and (1024, 8192) 0.85-0.87x, (2048, 4096) 0.96-1.02x,
-             * (4096, 2048) 1.04x: blocks up to LSM_COL_SOFTMAX_CACHE. */
-            /* (no streaming: its second pass scales y in the cache) */
-            double c[LSM_COLS(T)], rest[LSM_COLS(T)];
-            FN(cols_softmax_)(xb, xs[1], n, w, yb, ys[1], m, c, rest);
-            continue;
+        if (i == lo) {
+            FN(col_params_)
+            (op, n, B.w, B.x, xs[1], B.v, v ? vs[1] : 0, m[cur], lm[cur],
+             rd[cur], q[cur]);
         }
-        FN(col_params_)
-        (op, n, w, xb, xs[1], vb, v ? vs[1] : 0, m, lm, rd, q);
-        for (ptrdiff_t k = 0; op == 0 && !HAVE_VEXP && k < w; k++) {
-            rd[k] = EXPNEG_FACTOR(rd[k]); /* for EXPNEG_MUL */
+        const int pipe = n >= LSM_COL_PIPE_MIN && i + 1 < hi;
+        const FN(colblk_) N =
+            FN(colblk_at_)(L, pipe ? i + 1 : i, x, xs, v, vs, y, ys, dy, dys);
+        if (pipe) {
+            FN(cols_stats_start_)(N.w, m[1 - cur], c, rest, tv);
         }
-        /* in place (y or dy the same memory as x or v): each row of the
-         * inputs is copied before the outputs overwrite it */
-        const int x_aliased = xb == yb || xb == dyb;
-        const int v_aliased = vb && (vb == yb || vb == dyb);
-        for (ptrdiff_t j = 0; j < n; j++) {
-            if (j + LSM_AHEAD < n) {
-                const ptrdiff_t ja = j + LSM_AHEAD;
-                FN(prefetch_)(xb + ja * xs[1], w, 0);
-                /* streamed outputs are not prefetched for writing (the
-                 * lines would come in only to be replaced): A/B (1 thread,
-                 * Zen 4, cold, axis 0 of (2048, 4096) and (2000, 4000))
-                 * float32 softmax 0.85-0.91x the time at avx512, 0.95-0.97x
-                 * at avx2; the VJP (vjp_cols_range_) 0.8-0.96x, float32
-                 * and float64; log_softmax and the JVP (cols_out_rows_
-                 * there) unchanged */
-                if (!nt) {
-                    FN(prefetch_)(yb + ja * ys[1], w, 1);
-                }
-                if (op == 2) {
-                    FN(prefetch_)(vb + ja * vs[1], w, 0);
-                    if (!nt) {
-                        FN(prefetch_)(dyb + ja * dys[1], w, 1);
-                    }
-                }
+        for (ptrdiff_t k = 0; op == 0 && !HAVE_VEXP && k < B.w; k++) {
+            rd[cur][k] = EXPNEG_FACTOR(rd[cur][k]); /* for EXPNEG_MUL */
+        }
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += LSM_COL_ROWS) {
+            const ptrdiff_t j1 = n - j0 < LSM_COL_ROWS ? n : j0 + LSM_COL_ROWS;
+            if (pipe) {
+                FN(cols_stats_chunk_)
+                (N.x, xs[1], N.v, v ? vs[1] : 0, n, N.w, j0, m[1 - cur], c,
+                 rest, tv);
             }
-            const T *restrict xr =
-                FN(load_)(xb + j * xs[1], 1, w, bx, x_aliased);
-            T *restrict yr = yb + j * ys[1];
-            if (op == 0) {
-#if HAVE_VEXP
-                FN(softmax_vec_out_)(xr, w, m, rd, 1, yr, nt, NULL, 0);
-#else
-                LSM_OUT_LOOP(nt, yr, w, EXPNEG_MUL(xr[i] - m[i], rd[i]));
-#endif
-            } else if (op == 1) {
-                LSM_OUT_LOOP(nt, yr, w, (xr[i] - m[i]) - lm[i]);
-            } else if (nt) {
-                const T *restrict vr =
-                    FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
-                T *restrict dyr = dyb + j * dys[1];
-                LSM_OUT_LOOP(1, yr, w, (xr[i] - m[i]) - lm[i]);
-                LSM_OUT_LOOP(1, dyr, w, vr[i] - q[i]);
-            } else {
-                const T *restrict vr =
-                    FN(load_)(vb + j * vs[1], 1, w, bv, v_aliased);
-                T *restrict dyr = dyb + j * dys[1];
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    yr[k] = (xr[k] - m[k]) - lm[k];
-                    dyr[k] = vr[k] - q[k];
-                }
-            }
+            FN(col_out_rows_)
+            (op, &B, j0, j1, n, xs, vs, ys, dys, m[cur], lm[cur], rd[cur],
+             q[cur], nt);
         }
+        if (pipe) {
+            FN(col_params_end_)
+            (op, n, N.w, N.x, xs[1], c, rest, tv, m[1 - cur], lm[1 - cur],
+             rd[1 - cur], q[1 - cur]);
+            cur = 1 - cur;
+        } else if (i + 1 < hi) {
+            const FN(colblk_) M =
+                FN(colblk_at_)(L, i + 1, x, xs, v, vs, y, ys, dy, dys);
+            FN(col_params_)
+            (op, n, M.w, M.x, xs[1], M.v, v ? vs[1] : 0, m[cur], lm[cur],
+             rd[cur], q[cur]);
+        }
+        B = FN(colblk_at_)(L, i + 1 < hi ? i + 1 : i, x, xs, v, vs, y, ys, dy,
+                           dys);
     }
     if (nt) {
         lsm_nt_fence_();

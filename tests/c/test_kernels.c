@@ -974,9 +974,19 @@ DEFINE_CHECK_IN_PLACE(double, f64)
 DEFINE_CHECK_IN_PLACE(float, f32)
 
 static void check_in_place(void) {
-    const ptrdiff_t shapes[][3] = {{301, 7, 1},  {40, 100, 1}, {3, 1000, 1},
-                                   {2, 3000, 1}, {2, 50, 300}, {1, 9, 2000},
-                                   {500, 8, 1},  {300, 16, 1}, {400, 11, 1}};
+    const ptrdiff_t shapes[][3] = {{301, 7, 1},
+                                   {40, 100, 1},
+                                   {3, 1000, 1},
+                                   {2, 3000, 1},
+                                   {2, 50, 300},
+                                   {1, 9, 2000},
+                                   {500, 8, 1},
+                                   {300, 16, 1},
+                                   {400, 11, 1},
+                                   /* column blocks whose statistics run
+                                    * between the previous block's output
+                                    * rows (LSM_COL_PIPE_MIN) */
+                                   {2, 1100, 300}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_in_place_f64(shapes[i][0], shapes[i][1], shapes[i][2]);
         check_in_place_f32(shapes[i][0], shapes[i][1], shapes[i][2]);

@@ -449,6 +449,11 @@ static inline unsigned lsm_v_lanes_f64(ptrdiff_t left) {
     static inline M lsm_v_eq_##S(V a, V b) {                                   \
         return _mm512_cmp_##PS##_mask(a, b, _CMP_EQ_OQ);                       \
     }                                                                          \
+    /* lanes where a != b or either is nan */                                  \
+    static inline M lsm_v_ne_##S(V a, V b) {                                   \
+        return _mm512_cmp_##PS##_mask(a, b, _CMP_NEQ_UQ);                      \
+    }                                                                          \
+    static inline V lsm_v_max_##S(V a, V b) { return _mm512_max_##PS(a, b); }  \
     static inline V lsm_v_maskz_mov_##S(unsigned k, V a) {                     \
         return _mm512_maskz_mov_##PS((M)k, a);                                 \
     }                                                                          \

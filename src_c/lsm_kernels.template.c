@@ -51,6 +51,10 @@
 #define TILE_SMALL_K LSM_CAT(LSM_TILE_SMALL_K_, LSM_SFX)
 /* an integer as wide as T, for counts kept in SIMD lanes beside T sums */
 #define ITYPE LSM_CAT(LSM_CAT(int, LSM_TBITS), _t)
+/* the 512-bit vector of T and its operations (lsm_v_NAME_f32 or _f64, in
+ * lsm_kernels.c), where the build has them */
+#define V LSM_CAT(lsm_v_, LSM_SFX)
+#define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
 
 typedef struct {
     T m;         /* running max (over entries with nonzero weight) */
@@ -311,6 +315,48 @@ static LSM_ALWAYS_INLINE void FN(vec_hint_)(const T *pf, ptrdiff_t pfn,
 
 #endif
 
+#if HAVE_VEXP || HAVE_VSUM
+/* One step of the vector sums (sumexp_vec_ for float64, sumexp_vec16_ for
+ * float32): the elements [i, i + L) of lanes k (full: all of them), the
+ * others read as x = -inf, v = 0 (terms 0, not stored). Each term t =
+ * exp(x - m) goes to a (all terms) and, where x != m, to e; where below (no
+ * entry at the max), to e only. hv: f += t * v. xn (NULL: none): *vmx
+ * raised by xn's elements. has_prev: pending row p's output over the same
+ * elements. */
+static LSM_ALWAYS_INLINE void
+FN(vsum_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
+               unsigned k, int full, V vm, V *a, V *e, V *f, V *vmx,
+               const FN(pending_) * p, int has_prev, int hv, int below,
+               const T *restrict xn) {
+    const V ninf = VF(set1)(-INFINITY);
+    const V xv = full ? VF(loadu)(x + i) : VF(mask_loadu)(ninf, k, x + i);
+    const V d = VF(sub)(xv, vm);
+    const V t = VF(expsum)(d);
+    if (below) {
+        *e = VF(add)(*e, t);
+    } else {
+        *a = VF(add)(*a, t);
+        *e = VF(mask_add)(*e, VF(ne)(d, VF(zero)()), t);
+    }
+    if (hv) {
+        *f = VF(fmadd)(t, VF(maskz_loadu)(k, v + i), *f);
+    }
+    if (xn) {
+        *vmx = VF(max)(VF(mask_loadu)(ninf, k, xn + i), *vmx);
+    }
+    if (has_prev) {
+        const V py =
+            VF(sub)(VF(sub)(VF(maskz_loadu)(k, p->x + i), VF(set1)(p->m)),
+                    VF(set1)(p->l));
+        if (hv) {
+            const V pd = VF(sub)(VF(maskz_loadu)(k, p->v + i), VF(set1)(p->q));
+            VF(mask_storeu)(p->dy + i, k, pd);
+        }
+        VF(mask_storeu)(p->y + i, k, py);
+    }
+}
+#endif
+
 #if HAVE_VEXP
 /* lanes_stats_ of the 8 lanes of a (all terms) and e (the terms below the
  * max), each summed by _mm512_reduce_add_pd. */
@@ -318,36 +364,6 @@ static LSM_ALWAYS_INLINE void FN(vec_stats_)(__m512d a, __m512d e, STATS *st) {
     const double rest = _mm512_reduce_add_pd(e);
     st->c += rint(_mm512_reduce_add_pd(a) - rest);
     st->rest += rest;
-}
-
-/* One step of sumexp_vec_: the elements [i, i + 8) of lanes k (the others
- * read as x = -inf, v = 0: terms 0, not stored). */
-static LSM_ALWAYS_INLINE void
-FN(sumexp_vec_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
-                     __mmask8 k, __m512d vm, __m512d *a, __m512d *e, __m512d *f,
-                     const FN(pending_) * p, int has_prev, int hv) {
-    const __m512d xv =
-        _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), k, x + i);
-    const __m512d d = _mm512_sub_pd(xv, vm);
-    const __m512d t = lsm_vexpsum_f64_(d);
-    *a = _mm512_add_pd(*a, t);
-    *e = _mm512_mask_add_pd(
-        *e, _mm512_cmp_pd_mask(d, _mm512_setzero_pd(), _CMP_NEQ_UQ), *e, t);
-    if (hv) {
-        *f = _mm512_fmadd_pd(t, _mm512_maskz_loadu_pd(k, v + i), *f);
-    }
-    if (has_prev) {
-        const __m512d py =
-            _mm512_sub_pd(_mm512_sub_pd(_mm512_maskz_loadu_pd(k, p->x + i),
-                                        _mm512_set1_pd(p->m)),
-                          _mm512_set1_pd(p->l));
-        if (hv) {
-            const __m512d pd = _mm512_sub_pd(_mm512_maskz_loadu_pd(k, p->v + i),
-                                             _mm512_set1_pd(p->q));
-            _mm512_mask_storeu_pd(p->dy + i, k, pd);
-        }
-        _mm512_mask_storeu_pd(p->y + i, k, py);
-    }
 }
 
 /* The sums of sumexp_block_ (v NULL, hv 0) and sumexp_v_block_ (v and hv
@@ -376,14 +392,16 @@ FN(sumexp_vec_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     for (; i + 8 <= j1; i += 8) {
         FN(vec_hint_)(pf, pfn, i, 0);
         FN(vec_hint_)(pfv, pfn, i, 0);
-        FN(sumexp_vec_step_)(x, v, i, all8, vm, &a, &e, &f, p, has_prev, hv);
+        FN(vsum_step_)
+        (x, v, i, all8, 1, vm, &a, &e, &f, NULL, p, has_prev, hv, 0, NULL);
         if (xn && i + 8 <= nn) {
             *mx = _mm512_max_pd(_mm512_loadu_pd(xn + i), *mx);
         }
     }
     if (i < j1) {
         const __mmask8 k = lsm_lanes8_(j1 - i);
-        FN(sumexp_vec_step_)(x, v, i, k, vm, &a, &e, &f, p, has_prev, hv);
+        FN(vsum_step_)
+        (x, v, i, k, 0, vm, &a, &e, &f, NULL, p, has_prev, hv, 0, NULL);
     }
     FN(vec_stats_)(a, e, st);
     if (hv) {
@@ -404,13 +422,17 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
     const __mmask8 all8 = 0xff;
     ptrdiff_t i = j0;
     for (; i + 8 <= j1; i += 8) {
-        FN(sumexp_vec_step_)(x0, v0, i, all8, vm0, &a0, &e0, &f0, NULL, 0, hv);
-        FN(sumexp_vec_step_)(x1, v1, i, all8, vm1, &a1, &e1, &f1, NULL, 0, hv);
+        FN(vsum_step_)
+        (x0, v0, i, all8, 1, vm0, &a0, &e0, &f0, NULL, NULL, 0, hv, 0, NULL);
+        FN(vsum_step_)
+        (x1, v1, i, all8, 1, vm1, &a1, &e1, &f1, NULL, NULL, 0, hv, 0, NULL);
     }
     if (i < j1) {
         const __mmask8 k = lsm_lanes8_(j1 - i);
-        FN(sumexp_vec_step_)(x0, v0, i, k, vm0, &a0, &e0, &f0, NULL, 0, hv);
-        FN(sumexp_vec_step_)(x1, v1, i, k, vm1, &a1, &e1, &f1, NULL, 0, hv);
+        FN(vsum_step_)
+        (x0, v0, i, k, 0, vm0, &a0, &e0, &f0, NULL, NULL, 0, hv, 0, NULL);
+        FN(vsum_step_)
+        (x1, v1, i, k, 0, vm1, &a1, &e1, &f1, NULL, NULL, 0, hv, 0, NULL);
     }
     FN(vec_stats_)(a0, e0, s0);
     FN(vec_stats_)(a1, e1, s1);
@@ -422,45 +444,6 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
 #endif
 
 #if HAVE_VSUM
-/* One step of sumexp_vec16_: the elements [i, i + 16) of lanes k */
-static LSM_ALWAYS_INLINE void
-FN(vec16_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
-                __mmask16 k, __m512 vm, __m512 *a, __m512 *e, __m512 *f,
-                __m512 *vmx, const FN(pending_) * p, int has_prev, int hv,
-                int below, const T *restrict xn) {
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const __m512 xv = k == (__mmask16)0xffff
-                          ? _mm512_loadu_ps(x + i)
-                          : _mm512_mask_loadu_ps(ninf, k, x + i);
-    const __m512 d = _mm512_sub_ps(xv, vm);
-    const __m512 t = lsm_vexpsum_f32_(d);
-    if (below) {
-        *e = _mm512_add_ps(*e, t);
-    } else {
-        *a = _mm512_add_ps(*a, t);
-        *e = _mm512_mask_add_ps(
-            *e, _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ), *e, t);
-    }
-    if (hv) {
-        *f = _mm512_fmadd_ps(t, _mm512_maskz_loadu_ps(k, v + i), *f);
-    }
-    if (xn) {
-        *vmx = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, k, xn + i), *vmx);
-    }
-    if (has_prev) {
-        const __m512 py =
-            _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p->x + i),
-                                        _mm512_set1_ps(p->m)),
-                          _mm512_set1_ps(p->l));
-        if (hv) {
-            const __m512 pd = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p->v + i),
-                                            _mm512_set1_ps(p->q));
-            _mm512_mask_storeu_ps(p->dy + i, k, pd);
-        }
-        _mm512_mask_storeu_ps(p->y + i, k, py);
-    }
-}
-
 /* The float32 sums of sumexp_block_ and sumexp_v_block_ over blocks of
  * LSM_MID_BYTES and more, written with AVX-512 intrinsics (the role of
  * sumexp_vec_ for float64): 16 lanes a step, the last step's lanes masked
@@ -488,14 +471,13 @@ FN(sumexp_vec16_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     for (; i + 16 <= j1; i += 16) {
         FN(vec_hint_)(pf, pfn, i, 0);
         FN(vec_hint_)(pfv, pfn, i, 0);
-        FN(vec16_step_)
-        (x, v, i, (__mmask16)0xffff, vm, &a, &e, &f, &vmx, p, has_prev, hv,
-         below, xn);
+        FN(vsum_step_)
+        (x, v, i, 0xffffu, 1, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
     }
     if (i < j1) {
         const __mmask16 k = (__mmask16)((1u << (j1 - i)) - 1u);
-        FN(vec16_step_)
-        (x, v, i, k, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
+        FN(vsum_step_)
+        (x, v, i, k, 0, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
     }
     const float rest = _mm512_reduce_add_ps(e);
     if (!below) {
@@ -1630,17 +1612,7 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
  * L1 then holds 6 KB). */
 static int FN(cols_l2_)(void) { return sizeof(T) == 4 || HAVE_ROW8; }
 
-/* the per-lane sums of the short-row path (below), which cols_stats_ uses
- * for a row segment of columns at the AVX-512 level */
-static LSM_ALWAYS_INLINE void
-    FN(short_sums_)(ptrdiff_t R, const T *restrict xj, const T *restrict vj,
-                    T *restrict yj, const T *restrict m, T *restrict c,
-                    T *restrict rest, T *restrict tv, int hv, int sm,
-                    int first);
-
 #if HAVE_ROW8
-#define V LSM_CAT(lsm_v_, LSM_SFX)
-#define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
 /* Vectors of columns per strip of cols_strip_ */
 #ifndef LSM_COL_STRIP
 #define LSM_COL_STRIP 4
@@ -1713,8 +1685,6 @@ FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
         }
     }
 }
-#undef V
-#undef VF
 #endif
 
 /* Online per-column statistics of a block of w <= LSM_COLS(T) columns (rows
@@ -1722,9 +1692,11 @@ FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
  * rest, tv as in STATS. The rows go in chunks of LSM_COL_ROWS, and each
  * pass over a chunk reads it row by row, each row's segment front to back:
  * one short sequential stream at a time, whatever the stride. (Reading a
- * strip of columns down the chunk instead keeps the state in registers,
- * but the rows it reads side by side then share cache sets, and at a
- * stride of a multiple of 4 KB they ran 1.5x slower.) A chunk's maxima come
+ * strip of columns down the chunk from memory instead keeps the state in
+ * registers, but the rows it reads side by side then share cache sets, and
+ * at a stride of a multiple of 4 KB they ran 1.5x slower; the exp pass at
+ * AVX-512 reads strips from L2, where the max pass left the chunk.) A
+ * chunk's maxima come
  * first (a max per element, no exp), so that the state is raised and
  * rescaled at most once per chunk; then one exp per element against the
  * fixed shift, into partial sums of at most LSM_COL_ROWS terms in T that
@@ -1736,9 +1708,10 @@ FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
  * starts the state (cols_stats_start_), then adds each chunk to it
  * (cols_stats_chunk_: the chunk of rows [j0, j0 + LSM_COL_ROWS)), which
  * colwise_range_ also does chunk by chunk between its output rows. */
-static void FN(cols_stats_start_)(ptrdiff_t w, T *restrict m,
-                                  double *restrict c, double *restrict rest,
-                                  double *restrict tv) {
+static LSM_ALWAYS_INLINE void FN(cols_stats_start_)(ptrdiff_t w, T *restrict m,
+                                                    double *restrict c,
+                                                    double *restrict rest,
+                                                    double *restrict tv) {
     for (ptrdiff_t k = 0; k < w; k++) {
         m[k] = -T_INF;
         c[k] = rest[k] = tv[k] = 0;
@@ -1752,104 +1725,91 @@ static void FN(cols_stats_chunk_)(const T *base, ptrdiff_t s, const T *vbase,
                                   double *restrict tv) {
     T cm[LSM_COLS(T)], sh[LSM_COLS(T)];
     T cc[LSM_COLS(T)], rr[LSM_COLS(T)], tt[LSM_COLS(T)];
-    {
-        const ptrdiff_t J = n - j0 < LSM_COL_ROWS ? n - j0 : LSM_COL_ROWS;
-        const ptrdiff_t left = n - j0 - J;
-        const ptrdiff_t pfn = left < J ? left : J;
-        const T *r0 = base + j0 * s;
-        const T *q0 = vbase ? vbase + j0 * vs : NULL;
+    const ptrdiff_t J = n - j0 < LSM_COL_ROWS ? n - j0 : LSM_COL_ROWS;
+    const ptrdiff_t left = n - j0 - J;
+    const ptrdiff_t pfn = left < J ? left : J;
+    const T *r0 = base + j0 * s;
+    const T *q0 = vbase ? vbase + j0 * vs : NULL;
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < w; k++) {
+        cm[k] = -T_INF;
+    }
+    for (ptrdiff_t j = 0; j < J; j++) {
+        const T *restrict ru = r0 + j * s;
 #pragma omp simd
         for (ptrdiff_t k = 0; k < w; k++) {
-            cm[k] = -T_INF;
+            cm[k] = ru[k] > cm[k] ? ru[k] : cm[k];
         }
-        for (ptrdiff_t j = 0; j < J; j++) {
-            const T *restrict ru = r0 + j * s;
+    }
+    int grow = 0, below = 1;
+#pragma omp simd reduction(| : grow) reduction(& : below)
+    for (ptrdiff_t k = 0; k < w; k++) {
+        grow |= cm[k] > m[k];
+        below &= cm[k] < m[k];
+    }
+    if (grow) {
+        FN(cols_raise_)(w, cm, m, c, rest, tv);
+    }
+#pragma omp simd
+    for (ptrdiff_t k = 0; k < w; k++) {
+        /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
+        sh[k] = m[k] == -T_INF ? (T)0 : m[k];
+        cc[k] = rr[k] = tt[k] = 0;
+    }
+#if HAVE_ROW8
+    for (ptrdiff_t k0 = 0; k0 < w; k0 += LSM_COL_STRIP * 64 / sizeof(T)) {
+        if (q0) {
+            FN(cols_strip_)
+            (r0, s, q0, vs, J, pfn, k0, w, sh, cc, rr, tt, 1, 0);
+        } else if (below) {
+            FN(cols_strip_)
+            (r0, s, NULL, 0, J, pfn, k0, w, sh, cc, rr, tt, 0, 1);
+        } else {
+            FN(cols_strip_)
+            (r0, s, NULL, 0, J, pfn, k0, w, sh, cc, rr, tt, 0, 0);
+        }
+    }
+#else
+    for (ptrdiff_t j = 0; j < J; j++) {
+        const T *restrict ru = r0 + j * s;
+        if (j < pfn) {
+            FN(prefetch_part_)(ru + J * s, w, 0, w, FN(cols_l2_)());
+            if (q0) {
+                FN(prefetch_part_)
+                (q0 + (J + j) * vs, w, 0, w, FN(cols_l2_)());
+            }
+        }
+        if (q0) {
+            const T *restrict qu = q0 + j * vs;
 #pragma omp simd
             for (ptrdiff_t k = 0; k < w; k++) {
-                cm[k] = ru[k] > cm[k] ? ru[k] : cm[k];
+                const T t = EXPSUM(ru[k] - sh[k]);
+                const int at_max = ru[k] == sh[k];
+                rr[k] += at_max ? (T)0 : t;
+                cc[k] += at_max ? (T)1 : (T)0;
+                tt[k] += t * qu[k];
             }
-        }
-        int grow = 0, below = 1;
-#pragma omp simd reduction(| : grow) reduction(& : below)
-        for (ptrdiff_t k = 0; k < w; k++) {
-            grow |= cm[k] > m[k];
-            below &= cm[k] < m[k];
-        }
-        if (grow) {
-            FN(cols_raise_)(w, cm, m, c, rest, tv);
-        }
+        } else if (below) {
 #pragma omp simd
-        for (ptrdiff_t k = 0; k < w; k++) {
-            /* a column still at -inf: shift by 0 so -inf gives 0, nan nan */
-            sh[k] = m[k] == -T_INF ? (T)0 : m[k];
-            cc[k] = rr[k] = tt[k] = 0;
-        }
-#if HAVE_ROW8
-        for (ptrdiff_t k0 = 0; k0 < w; k0 += LSM_COL_STRIP * 64 / sizeof(T)) {
-            if (q0) {
-                FN(cols_strip_)
-                (r0, s, q0, vs, J, pfn, k0, w, sh, cc, rr, tt, 1, 0);
-            } else if (below) {
-                FN(cols_strip_)
-                (r0, s, NULL, 0, J, pfn, k0, w, sh, cc, rr, tt, 0, 1);
-            } else {
-                FN(cols_strip_)
-                (r0, s, NULL, 0, J, pfn, k0, w, sh, cc, rr, tt, 0, 0);
+            for (ptrdiff_t k = 0; k < w; k++) {
+                rr[k] += EXPSUM(ru[k] - sh[k]);
+            }
+        } else {
+#pragma omp simd
+            for (ptrdiff_t k = 0; k < w; k++) {
+                const T t = EXPSUM(ru[k] - sh[k]);
+                const int at_max = ru[k] == sh[k];
+                rr[k] += at_max ? (T)0 : t;
+                cc[k] += at_max ? (T)1 : (T)0;
             }
         }
-#else
-        for (ptrdiff_t j = 0; j < J; j++) {
-            const T *restrict ru = r0 + j * s;
-            if (j < pfn) {
-                FN(prefetch_part_)(ru + J * s, w, 0, w, FN(cols_l2_)());
-                if (q0) {
-                    FN(prefetch_part_)
-                    (q0 + (J + j) * vs, w, 0, w, FN(cols_l2_)());
-                }
-            }
-#if HAVE_VEXP
-            /* lsm_vexpsum_f64_, the same terms and adds (where below, no
-             * entry is at its column's shift, and the counts stay) */
-            if (q0) {
-                FN(short_sums_)
-                (w, ru, q0 + j * vs, NULL, sh, cc, rr, tt, 1, 0, 0);
-            } else {
-                FN(short_sums_)(w, ru, NULL, NULL, sh, cc, rr, tt, 0, 0, 0);
-            }
-#else
-            if (q0) {
-                const T *restrict qu = q0 + j * vs;
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    const T t = EXPSUM(ru[k] - sh[k]);
-                    const int at_max = ru[k] == sh[k];
-                    rr[k] += at_max ? (T)0 : t;
-                    cc[k] += at_max ? (T)1 : (T)0;
-                    tt[k] += t * qu[k];
-                }
-            } else if (below) {
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    rr[k] += EXPSUM(ru[k] - sh[k]);
-                }
-            } else {
-#pragma omp simd
-                for (ptrdiff_t k = 0; k < w; k++) {
-                    const T t = EXPSUM(ru[k] - sh[k]);
-                    const int at_max = ru[k] == sh[k];
-                    rr[k] += at_max ? (T)0 : t;
-                    cc[k] += at_max ? (T)1 : (T)0;
-                }
-            }
-#endif
-        }
+    }
 #endif
 #pragma omp simd
-        for (ptrdiff_t k = 0; k < w; k++) {
-            c[k] += (double)cc[k];
-            rest[k] += (double)rr[k];
-            tv[k] += (double)tt[k];
-        }
+    for (ptrdiff_t k = 0; k < w; k++) {
+        c[k] += (double)cc[k];
+        rest[k] += (double)rr[k];
+        tv[k] += (double)tt[k];
     }
 }
 
@@ -2342,8 +2302,6 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
                              ptrdiff_t sy, T *restrict bx, T *restrict by,
                              const T *nx, int nt, T *scr);
 
-#define V LSM_CAT(lsm_v_, LSM_SFX)
-#define VF(name) LSM_CAT(LSM_CAT(lsm_v_, name), LSM_CAT(_, LSM_SFX))
 #define ROW8F(name) LSM_CAT(LSM_CAT(lsm_row8_, name), LSM_CAT(_, LSM_SFX))
 /* The rows (`rows` rows of w elements, at most P G: P rows to a vector)
  * at x into G vectors; lanes past the rows read as 0. */
@@ -2741,8 +2699,6 @@ static void FN(row8_run_)(int op, ptrdiff_t R, ptrdiff_t n, const T *x,
     }
     run[op][k](R, x, v, y, dy, nt);
 }
-#undef V
-#undef VF
 #undef ROW8F
 #endif
 
@@ -4161,6 +4117,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
         }
         return;
     }
+    /* the parameters of block B in [cur], of the next block N in [1 - cur] */
     int cur = 0;
     FN(colblk_) B = FN(colblk_at_)(L, lo, x, xs, v, vs, y, ys, dy, dys);
     for (ptrdiff_t i = lo; i < hi; i++) {
@@ -4169,9 +4126,10 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
             (op, n, B.w, B.x, xs[1], B.v, v ? vs[1] : 0, m[cur], lm[cur],
              rd[cur], q[cur]);
         }
-        const int pipe = n >= LSM_COL_PIPE_MIN && i + 1 < hi;
+        const int more = i + 1 < hi;
+        const int pipe = more && n >= LSM_COL_PIPE_MIN;
         const FN(colblk_) N =
-            FN(colblk_at_)(L, pipe ? i + 1 : i, x, xs, v, vs, y, ys, dy, dys);
+            more ? FN(colblk_at_)(L, i + 1, x, xs, v, vs, y, ys, dy, dys) : B;
         if (pipe) {
             FN(cols_stats_start_)(N.w, m[1 - cur], c, rest, tv);
         }
@@ -4194,15 +4152,12 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
             (op, n, N.w, N.x, xs[1], c, rest, tv, m[1 - cur], lm[1 - cur],
              rd[1 - cur], q[1 - cur]);
             cur = 1 - cur;
-        } else if (i + 1 < hi) {
-            const FN(colblk_) M =
-                FN(colblk_at_)(L, i + 1, x, xs, v, vs, y, ys, dy, dys);
+        } else if (more) {
             FN(col_params_)
-            (op, n, M.w, M.x, xs[1], M.v, v ? vs[1] : 0, m[cur], lm[cur],
+            (op, n, N.w, N.x, xs[1], N.v, v ? vs[1] : 0, m[cur], lm[cur],
              rd[cur], q[cur]);
         }
-        B = FN(colblk_at_)(L, i + 1 < hi ? i + 1 : i, x, xs, v, vs, y, ys, dy,
-                           dys);
+        B = N;
     }
     if (nt) {
         lsm_nt_fence_();
@@ -4776,6 +4731,8 @@ int API(lsm_exp_)(ptrdiff_t n, const T *x, ptrdiff_t xs, T *y, ptrdiff_t ys) {
 #undef TILE_SMALL
 #undef TILE_SMALL_K
 #undef ITYPE
+#undef V
+#undef VF
 #undef EXP
 #undef NT_LINE
 #undef API

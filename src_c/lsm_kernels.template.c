@@ -317,18 +317,20 @@ static LSM_ALWAYS_INLINE void FN(vec_hint_)(const T *pf, ptrdiff_t pfn,
 
 #if HAVE_VEXP || HAVE_VSUM
 /* One step of the vector sums (sumexp_vec_ for float64, sumexp_vec16_ for
- * float32): the elements [i, i + L) of lanes k (full: all of them), the
+ * float32): the elements [i, i + L) of lanes k, the
  * others read as x = -inf, v = 0 (terms 0, not stored). Each term t =
  * exp(x - m) goes to a (all terms) and, where x != m, to e; where below (no
  * entry at the max), to e only. hv: f += t * v. xn (NULL: none): *vmx
  * raised by xn's elements. has_prev: pending row p's output over the same
  * elements. */
-static LSM_ALWAYS_INLINE void
-FN(vsum_step_)(const T *restrict x, const T *restrict v, ptrdiff_t i,
-               unsigned k, int full, V vm, V *a, V *e, V *f, V *vmx,
-               const FN(pending_) * p, int has_prev, int hv, int below,
-               const T *restrict xn) {
+static LSM_ALWAYS_INLINE void FN(vsum_step_)(const T *restrict x,
+                                             const T *restrict v, ptrdiff_t i,
+                                             unsigned k, V vm, V *a, V *e, V *f,
+                                             V *vmx, const FN(pending_) * p,
+                                             int has_prev, int hv, int below,
+                                             const T *restrict xn) {
     const V ninf = VF(set1)(-INFINITY);
+    const int full = k == VF(lanes)(64 / (ptrdiff_t)sizeof(T));
     const V xv = full ? VF(loadu)(x + i) : VF(mask_loadu)(ninf, k, x + i);
     const V d = VF(sub)(xv, vm);
     const V t = VF(expsum)(d);
@@ -393,7 +395,7 @@ FN(sumexp_vec_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
         FN(vec_hint_)(pf, pfn, i, 0);
         FN(vec_hint_)(pfv, pfn, i, 0);
         FN(vsum_step_)
-        (x, v, i, all8, 1, vm, &a, &e, &f, NULL, p, has_prev, hv, 0, NULL);
+        (x, v, i, all8, vm, &a, &e, &f, NULL, p, has_prev, hv, 0, NULL);
         if (xn && i + 8 <= nn) {
             *mx = _mm512_max_pd(_mm512_loadu_pd(xn + i), *mx);
         }
@@ -401,7 +403,7 @@ FN(sumexp_vec_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
     if (i < j1) {
         const __mmask8 k = lsm_lanes8_(j1 - i);
         FN(vsum_step_)
-        (x, v, i, k, 0, vm, &a, &e, &f, NULL, p, has_prev, hv, 0, NULL);
+        (x, v, i, k, vm, &a, &e, &f, NULL, p, has_prev, hv, 0, NULL);
     }
     FN(vec_stats_)(a, e, st);
     if (hv) {
@@ -423,16 +425,16 @@ FN(pair_vec_)(const T *restrict x0, const T *restrict x1, const T *restrict v0,
     ptrdiff_t i = j0;
     for (; i + 8 <= j1; i += 8) {
         FN(vsum_step_)
-        (x0, v0, i, all8, 1, vm0, &a0, &e0, &f0, NULL, NULL, 0, hv, 0, NULL);
+        (x0, v0, i, all8, vm0, &a0, &e0, &f0, NULL, NULL, 0, hv, 0, NULL);
         FN(vsum_step_)
-        (x1, v1, i, all8, 1, vm1, &a1, &e1, &f1, NULL, NULL, 0, hv, 0, NULL);
+        (x1, v1, i, all8, vm1, &a1, &e1, &f1, NULL, NULL, 0, hv, 0, NULL);
     }
     if (i < j1) {
         const __mmask8 k = lsm_lanes8_(j1 - i);
         FN(vsum_step_)
-        (x0, v0, i, k, 0, vm0, &a0, &e0, &f0, NULL, NULL, 0, hv, 0, NULL);
+        (x0, v0, i, k, vm0, &a0, &e0, &f0, NULL, NULL, 0, hv, 0, NULL);
         FN(vsum_step_)
-        (x1, v1, i, k, 0, vm1, &a1, &e1, &f1, NULL, NULL, 0, hv, 0, NULL);
+        (x1, v1, i, k, vm1, &a1, &e1, &f1, NULL, NULL, 0, hv, 0, NULL);
     }
     FN(vec_stats_)(a0, e0, s0);
     FN(vec_stats_)(a1, e1, s1);
@@ -472,12 +474,12 @@ FN(sumexp_vec16_)(const T *restrict x, const T *restrict v, ptrdiff_t j0,
         FN(vec_hint_)(pf, pfn, i, 0);
         FN(vec_hint_)(pfv, pfn, i, 0);
         FN(vsum_step_)
-        (x, v, i, 0xffffu, 1, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
+        (x, v, i, 0xffffu, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
     }
     if (i < j1) {
         const __mmask16 k = (__mmask16)((1u << (j1 - i)) - 1u);
         FN(vsum_step_)
-        (x, v, i, k, 0, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
+        (x, v, i, k, vm, &a, &e, &f, &vmx, p, has_prev, hv, below, xn);
     }
     const float rest = _mm512_reduce_add_ps(e);
     if (!below) {
@@ -1596,6 +1598,7 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
     }
 }
 
+#if !HAVE_ROW8
 /* Whether the hints for the next chunk of a column pass (cols_stats_, a
  * row per row) go to L2 only (prefetcht1): a float32 chunk (LSM_COL_ROWS
  * rows of LSM_COL_BYTES, 64 KB, twice a typical L1), where hints into L1
@@ -1605,12 +1608,9 @@ static LSM_ALWAYS_INLINE void FN(cols_raise_)(ptrdiff_t w, const T *restrict cm,
  * 0.92-0.98x at avx2, 1.02x at baseline (bound by its exp); log_softmax
  * 0.87-0.95x and 0.95-1.01x, the JVP 0.85-0.95x and 0.81-0.94x (baseline
  * 0.89-0.98x). float64 into L2 took 0.94-1.18x there, and stays in L1
- * but at AVX-512 (cols_strip_): on an Intel Xeon family 6 model 207 (2 MB
- * L2), cold, logsumexp over axis 0 of (2048, 4096), (8192, 1024) and (512,
- * 8192) took 0.93-0.97x the time with hints into L2 (a chunk of rows a
- * power-of-2 stride apart shares a few L1 sets: of a float64 chunk's 32 KB,
- * L1 then holds 6 KB). */
-static int FN(cols_l2_)(void) { return sizeof(T) == 4 || HAVE_ROW8; }
+ * (at AVX-512, cols_strip_ hints both types into L2). */
+static int FN(cols_l2_)(void) { return sizeof(T) == 4; }
+#endif
 
 #if HAVE_ROW8
 /* Vectors of columns per strip of cols_strip_ */
@@ -1626,7 +1626,7 @@ static int FN(cols_l2_)(void) { return sizeof(T) == 4 || HAVE_ROW8; }
  * loops (lsm_vexpsum_*_ computes lsm_expsum's values), in the same order,
  * so the sums are the same bits. The chunk comes from L2, where the max
  * pass left it. The strip's lines of the next chunk's row j (pfn rows) are
- * hinted as row j goes, one line per vector (cols_l2_). below: no entry of
+ * hinted as row j goes, one line per vector. below: no entry of
  * the chunk at its column's shift sh (no count). A/B against the loops (1
  * thread, Intel Xeon family 6 model 207, avx512, 16 bytes past a line),
  * cold, axis 0 of (2048, 4096) (with float64's hints into L2): logsumexp
@@ -1649,7 +1649,6 @@ FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
         shv[g] = VF(maskz_loadu)(km[g], sh + k0 + g * L);
         c[g] = r[g] = t[g] = VF(zero)();
     }
-    const int l2 = FN(cols_l2_)();
     for (ptrdiff_t j = 0; j < J; j++) {
         const T *ru = r0 + j * s + k0;
         const T *qu = hv ? q0 + j * vs + k0 : NULL;
@@ -1657,10 +1656,16 @@ FN(cols_strip_)(const T *r0, ptrdiff_t s, const T *q0, ptrdiff_t vs,
             if (!km[g]) {
                 break;
             }
+            /* into L2, float64 too: on an Intel Xeon family 6 model 207
+             * (2 MB L2), cold, logsumexp over axis 0 of (2048, 4096),
+             * (8192, 1024) and (512, 8192) took 0.93-0.97x the time of
+             * hints into L1 (a chunk's rows, a power-of-2 stride apart,
+             * share a few L1 sets: of a float64 chunk's 32 KB, L1 then
+             * holds 6 KB) */
             if (j < pfn) {
-                FN(prefetch_part_)(ru + J * s + g * L, 1, 0, 1, l2);
+                LSM_PREFETCH_L2(ru + J * s + g * L);
                 if (hv) {
-                    FN(prefetch_part_)(qu + J * vs + g * L, 1, 0, 1, l2);
+                    LSM_PREFETCH_L2(qu + J * vs + g * L);
                 }
             }
             const V x = VF(maskz_loadu)(km[g], ru + g * L);
@@ -3903,32 +3908,8 @@ static int FN(rowwise_)(int op, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
     return LSM_OK;
 }
 
-/* The parameters of the output pass of a column block (w columns at xb,
- * rows sx apart; v at vb, rows sv apart, or NULL): per column m, lm = lse -
- * m, rd = 1 / sum and, for the JVP, q; a column whose max is +-inf (or nan
- * only) gets values that make the output pass give scipy's answers -- m =
- * +inf (no nan in the column, max +inf): y = nan where x = +inf, -inf
- * elsewhere; m = nan otherwise: y = nan everywhere; softmax and dy are nan
- * everywhere. */
-static LSM_ALWAYS_INLINE void
-    FN(col_params_end_)(int op, ptrdiff_t n, ptrdiff_t w, const T *xb,
-                        ptrdiff_t sx, const double *restrict c,
-                        const double *restrict rest, const double *restrict tv,
-                        T *restrict m, T *restrict lm, T *restrict rd,
-                        T *restrict q);
-
-static LSM_ALWAYS_INLINE void FN(col_params_)(int op, ptrdiff_t n, ptrdiff_t w,
-                                              const T *xb, ptrdiff_t sx,
-                                              const T *vb, ptrdiff_t sv,
-                                              T *restrict m, T *restrict lm,
-                                              T *restrict rd, T *restrict q) {
-    double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
-    FN(cols_stats_)(xb, sx, vb, sv, n, w, m, c, rest, tv);
-    FN(col_params_end_)(op, n, w, xb, sx, c, rest, tv, m, lm, rd, q);
-}
-
-/* The end of col_params_, from the statistics m, c, rest, tv of the block
- * at xb (cols_stats_): lm, rd, q, and m, lm, rd, q of the columns that
+/* The end of col_params_ (below): from the statistics m, c, rest, tv of the
+ * block at xb (cols_stats_): lm, rd, q, and m, lm, rd, q of the columns that
  * take the special values. */
 static LSM_ALWAYS_INLINE void
 FN(col_params_end_)(int op, ptrdiff_t n, ptrdiff_t w, const T *xb, ptrdiff_t sx,
@@ -3957,6 +3938,23 @@ FN(col_params_end_)(int op, ptrdiff_t n, ptrdiff_t w, const T *xb, ptrdiff_t sx,
             m[k] = (T)NAN;
         }
     }
+}
+
+/* The parameters of the output pass of a column block (w columns at xb,
+ * rows sx apart; v at vb, rows sv apart, or NULL): per column m, lm = lse -
+ * m, rd = 1 / sum and, for the JVP, q; a column whose max is +-inf (or nan
+ * only) gets values that make the output pass give scipy's answers -- m =
+ * +inf (no nan in the column, max +inf): y = nan where x = +inf, -inf
+ * elsewhere; m = nan otherwise: y = nan everywhere; softmax and dy are nan
+ * everywhere. */
+static LSM_ALWAYS_INLINE void FN(col_params_)(int op, ptrdiff_t n, ptrdiff_t w,
+                                              const T *xb, ptrdiff_t sx,
+                                              const T *vb, ptrdiff_t sv,
+                                              T *restrict m, T *restrict lm,
+                                              T *restrict rd, T *restrict q) {
+    double c[LSM_COLS(T)], rest[LSM_COLS(T)], tv[LSM_COLS(T)];
+    FN(cols_stats_)(xb, sx, vb, sv, n, w, m, c, rest, tv);
+    FN(col_params_end_)(op, n, w, xb, sx, c, rest, tv, m, lm, rd, q);
 }
 
 /* Whether `streams` arrays of a column block (LSM_COLS(T) columns down an
@@ -4065,8 +4063,9 @@ FN(col_out_rows_)(int op, const FN(colblk_) * B, ptrdiff_t j0, ptrdiff_t j1,
 
 /* Inner-contiguous driver of the elementwise kernels (x, v, y, dy all with
  * stride 1 along inner): the column blocks [lo, hi), each block's
- * statistics (col_params_), then its output rows. With LSM_COL_PIPE, the
- * statistics of the next block go chunk by chunk (cols_stats_chunk_)
+ * statistics (col_params_), then its output rows. Over axes of
+ * LSM_COL_PIPE_MIN and more, the statistics of the next block go chunk by
+ * chunk (cols_stats_chunk_)
  * between the output rows of this one: the statistics pass, bound by its
  * exp, reads its block from memory while the output pass, bound by its
  * loads and stores, reads this block again (from L3: a block's rows a
@@ -4121,7 +4120,7 @@ static void FN(colwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t n,
     int cur = 0;
     FN(colblk_) B = FN(colblk_at_)(L, lo, x, xs, v, vs, y, ys, dy, dys);
     for (ptrdiff_t i = lo; i < hi; i++) {
-        if (i == lo) {
+        if (i == lo) { /* (before the loop, GCC warned of c and rest) */
             FN(col_params_)
             (op, n, B.w, B.x, xs[1], B.v, v ? vs[1] : 0, m[cur], lm[cur],
              rd[cur], q[cur]);

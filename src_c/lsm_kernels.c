@@ -793,17 +793,42 @@ static inline void lsm_nt_fence_(void) {}
  * row's sums, then the pending row's streamed stores, block by block):
  * rows of 4 KB 0.85 / 0.88, 128 KB 0.79 / 0.89-0.94, 1 MB 0.75-0.78 /
  * 0.81-0.85; rows of 512 bytes 1.04-1.14 / 0.91-0.93. */
+#ifndef LSM_PIPE_NT
 #define LSM_PIPE_NT 4096
-/* float64 log_softmax rows of this many bytes or more are streamed like
- * the others when the exp is lsm_vexp_core_f64_'s (the statistics pass then
- * fused and hinted, see LSM_FUSE_AHEAD); shorter ones, and every float64
- * row at levels without it, stay pipelined with plain stores. A/B (1
- * thread, Intel Xeon family 6 model 207, cold, avx512) against pipelined:
- * rows of 8192, 16384, 32768, 32000, 250000, 2M 0.92, 0.93, 0.85, 0.89,
- * 0.78, 0.75x the time; rows of 512-4096 1.04-1.18x. The float64 JVP, all
- * of whose rows of LSM_PIPE_NT bytes or more are streamed: rows of 512 to
- * 2M 0.79-0.90x. */
-#define LSM_UNPIPE_F64 65536
+#endif
+/* Streamed log_softmax rows of LSM_PIPE_NT bytes and up to LSM_PIPE_LS_f32
+ * or LSM_PIPE_LS_f64 bytes are pipelined all the same (the next row's
+ * statistics pass streams the last row's output chunk by chunk), so that
+ * the stores drain while the exps run instead of in a burst after them. A/B
+ * (1 thread, Intel Xeon family 6 model 207, cold, 16 bytes past a line)
+ * against unpipelined streamed rows: float32 at avx512, rows of 4, 8 and
+ * 16 KB 0.85, 0.87, 0.875x the time (2 threads 0.84x, hot 0.83x); rows of
+ * 32 KB and more, whose unpipelined pass fuses the next chunk's max and
+ * hints (LSM_FUSE_MIN32), 1.05-1.13x. float32 at avx2 (no such pass): rows
+ * of 4 KB 0.83-0.85x, 8 KB 1.05x, 16 KB 0.98-1.01x, longer 0.87-0.92x;
+ * only rows of one chunk are taken. float64 at avx512 against the rows
+ * pipelined with plain stores (under 64 KB, which took 0.75-0.93x the time
+ * of the unpipelined streamed ones from 8 KB on) or unpipelined streamed
+ * (from 64 KB): rows of 4, 8, 16, 32, 64 and 256 KB 0.72, 0.77, 0.78,
+ * 0.82, 0.89, 0.96x; 512 KB to 4 MB 0.96-1.02x, 8 and 16 MB 1.14-1.21x.
+ * float64 without lsm_vexp_core_f64_ (avx2, baseline) keeps plain stores
+ * pipelined: streamed, rows of 8 KB to 256 KB took 1.02-1.07x. The JVP
+ * (four streams, two written) pipelined and streamed took twice the time
+ * (float64, rows of 4 KB to 256 KB), and is streamed unpipelined. */
+#ifndef LSM_PIPE_LS_f32
+#if LSM_HAVE_VSUM_f32
+#define LSM_PIPE_LS_f32 (LSM_FUSE_MIN32 - 1)
+#else
+#define LSM_PIPE_LS_f32 (LSM_CHUNK * 4)
+#endif
+#endif
+#ifndef LSM_PIPE_LS_f64
+#if LSM_HAVE_VEXP_f64
+#define LSM_PIPE_LS_f64 (256 * 1024)
+#else
+#define LSM_PIPE_LS_f64 0
+#endif
+#endif
 /* The fused statistics pass (chunk_sumexp_max_, float64 with
  * lsm_vexp_core_f64_) of rows of LSM_FUSE_MIN bytes or more hints, one line
  * per step, the chunk LSM_FUSE_AHEAD chunks on (x and v), and the output

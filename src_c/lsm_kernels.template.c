@@ -3631,15 +3631,16 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     const int can_pipe =
         xs[1] == 1 && ys[1] == 1 &&
         (op == 1 || (op == 2 && sizeof(T) == 8 && vs[1] == 1 && dys[1] == 1));
-    const int long_rows = n * (ptrdiff_t)sizeof(T) >= LSM_PIPE_NT;
-    /* streaming (see LSM_PIPE_NT); float64 rows of LSM_PIPE_NT bytes or
-     * more stay pipelined with plain stores where the exp is the portable
-     * one, which hides the stores better: A/B (1 thread, avx2) log_softmax
-     * (8, 2M) 1.06-1.08x the time streamed, pipelined or not; with
-     * lsm_vexp_core_f64_, only log_softmax rows under LSM_UNPIPE_F64 */
-    const int keep_pipe =
-        sizeof(T) == 8 &&
-        (!HAVE_VEXP || (op == 1 && n * (ptrdiff_t)sizeof(T) < LSM_UNPIPE_F64));
+    /* streaming (see LSM_PIPE_NT and LSM_PIPE_LS_f32); float64 rows of
+     * LSM_PIPE_NT bytes or more stay pipelined with plain stores where the
+     * exp is the portable one, which hides the stores better: A/B (1
+     * thread, avx2) log_softmax (8, 2M) 1.06-1.08x the time streamed,
+     * pipelined or not */
+    const ptrdiff_t row_bytes = n * (ptrdiff_t)sizeof(T);
+    const int long_rows =
+        row_bytes >= LSM_PIPE_NT &&
+        !(op == 1 && row_bytes <= LSM_CAT(LSM_PIPE_LS_, LSM_SFX));
+    const int keep_pipe = sizeof(T) == 8 && !HAVE_VEXP;
     const int nt = FN(stream_)(outer * n * inner) &&
                    !(can_pipe && long_rows && keep_pipe && hi - lo > 1);
     const int pipe = can_pipe && !(nt && long_rows);
@@ -3771,8 +3772,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
     /* the pipelined JVP (float64) writes four streams: rows a group back
      * fall out of L1 (measured 1.1x slower at rows of 128), so one row */
     const ptrdiff_t G = op == 2 && pipe ? 1 : FN(group_rows_)(n, v ? 2 : 1);
-    /* unpipelined float32 log_softmax rows of one chunk (streamed rows of
-     * 4 KB): a row's exp loop also takes the max of the next row's first
+    /* unpipelined float32 log_softmax rows of one chunk (since streamed
+     * rows of 4 KB are pipelined, see LSM_PIPE_LS_f32, those whose output
+     * is strided): a row's exp loop also takes the max of the next row's first
      * chunk where it is fused (row_stats_), as logsumexp's rows do. A/B (1
      * thread, Zen 4, cold, three runs): (4096, 1024) 0.94-0.96x the time at
      * avx512 (no fused loop at avx2: 1.0x). float64 rows of 512-1024 gave

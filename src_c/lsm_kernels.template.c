@@ -1020,36 +1020,37 @@ static void FN(stats_raise_)(STATS *st, T cm) {
  * or when they are shorter than 1.5 KB (the hardware prefetchers follow
  * such rows, a few per page, on their own; prefetching rows of 0.4-1 KB
  * gained nothing and cost the JVP up to 1.07x). Usually the next row; for
- * rows of 1.5-2 KB of one input stream, the second on; rows of 3-6 KB of
- * one input stream none, unless pipe (a pipelined pass, which writes the
- * previous row while it reads this one). Those rows once prefetched the
- * third row on, measured on an earlier AVX-512 machine (a5a7caa, model not
- * recorded; A/B, 1 thread, avx512, float32 rows of 1024: logsumexp
- * 0.88-0.99x the time, log_softmax 0.87-0.93x, softmax 0.96x); on a Zen 4
- * that prefetch cost time, and none at all, against it (A/B, 1 thread,
- * cold, 1M and 8M elements), took float32 rows of 768-1536 0.71-0.89x at
- * avx512 (logsumexp), 0.77-0.94x (softmax); float64 rows of 384-768
- * 0.76-0.86x and 0.76-0.96x; avx2 alike. The pipelined log_softmax there
- * did better with the next row (float32 rows of 768 0.81-0.83x against the
- * third, none 1.09-1.12x). Rows of 1.5-4 KB, prefetched since (they had
- * none, whatever their byte size below 512 elements), against none: float32
- * rows of 384-511 logsumexp 0.6-0.98x, log_softmax 0.6-0.79x, softmax
- * 0.73-1.03x; float64 rows of 200-500 logsumexp 0.61-0.99x, log_softmax
+ * rows of 1.5-2 KB of one input stream, the second on. Rows of 3-6 KB of
+ * one input stream took none (but in pipelined passes) until the
+ * Intel Xeon family 6 model 207, where the next row against none (A/B, 1
+ * thread, cold, 16 bytes past a line) took softmax of float32 (4096, 1024)
+ * 0.95x the time at avx512 (hot 0.87x, 2 threads 0.90x; avx2 0.90x),
+ * (5000, 1200) 0.96x, float64 (8192, 512) and (10000, 400) 0.65-0.73x
+ * (avx2 0.90-0.94x), logsumexp 0.98-0.99x (avx2 0.74-0.97x); the second row
+ * on did about as well. Those rows once prefetched the third row on, measured
+ * on an earlier AVX-512 machine (a5a7caa, model not recorded; A/B, 1 thread,
+ * avx512, float32 rows of 1024: logsumexp 0.88-0.99x the time, log_softmax
+ * 0.87-0.93x, softmax 0.96x); on a Zen 4 that prefetch cost time, and none at
+ * all, against it (A/B, 1 thread, cold, 1M and 8M elements), took float32 rows
+ * of 768-1536 0.71-0.89x at avx512 (logsumexp), 0.77-0.94x (softmax); float64
+ * rows of 384-768 0.76-0.86x and 0.76-0.96x; avx2 alike. The pipelined
+ * log_softmax there did better with the next row (float32 rows of 768
+ * 0.81-0.83x against the third, none 1.09-1.12x). Rows of 1.5-4 KB, prefetched
+ * since (they had none, whatever their byte size below 512 elements), against
+ * none: float32 rows of 384-511 logsumexp 0.6-0.98x, log_softmax 0.6-0.79x,
+ * softmax 0.73-1.03x; float64 rows of 200-500 logsumexp 0.61-0.99x, log_softmax
  * 0.63-0.92x, softmax 0.56-1.02x (cold caches alike); the JVP (two streams)
  * keeps its rows of 512 elements and up, as it lost 1.1-1.17x on float64
  * rows of 200. */
 static const T *FN(next_row_)(const T *p, const ptrdiff_t ps[3],
                               ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-                              ptrdiff_t o, ptrdiff_t k, int streams, int pipe) {
+                              ptrdiff_t o, ptrdiff_t k, int streams) {
     const ptrdiff_t bytes = n * (ptrdiff_t)sizeof(T);
     if (ps[1] != 1 || bytes < 1536 || (streams == 2 && n < LSM_CHUNK / 2)) {
         return NULL;
     }
     if (streams == 1 && inner == 1 && bytes < 2048) {
         return o + 2 < outer ? p + (o + 2) * ps[0] : NULL;
-    }
-    if (streams == 1 && inner == 1 && bytes >= 3072 && bytes <= 6144 && !pipe) {
-        return NULL;
     }
     if (k + 1 < inner) {
         return p + o * ps[0] + (k + 1) * ps[2];
@@ -3065,8 +3066,8 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
                           : NULL;
             special[i] = FN(row_stats_any_)(
                 x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
-                FN(next_row_)(x, xs, outer, n, inner, o, k, 1, 0), NULL, 0,
-                NULL, LSE_CHUNK, pair ? NULL : &cy);
+                FN(next_row_)(x, xs, outer, n, inner, o, k, 1), NULL, 0, NULL,
+                LSE_CHUNK, pair ? NULL : &cy);
             c[i] = special[i] ? 1.0 : st.c; /* a harmless log for the loop */
             rest[i] = special[i] ? 0.0 : st.rest;
             m[i] = (double)st.m;
@@ -3755,8 +3756,8 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
             }
             FN(row_softmax_)
             (x + o * xs[0] + k * xs[2], xs[1], n, y + o * ys[0] + k * ys[2],
-             ys[1], bx, by, FN(next_row_)(x, xs, outer, n, inner, o, k, 1, 0),
-             nt, scr);
+             ys[1], bx, by, FN(next_row_)(x, xs, outer, n, inner, o, k, 1), nt,
+             scr);
         }
         if (nt) {
             lsm_nt_fence_();
@@ -3802,9 +3803,9 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
                           : NULL;
             const int special = FN(row_stats_any_)(
                 xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
-                FN(next_row_)(x, xs, outer, n, inner, o, k, v ? 2 : 1, pipe),
-                v ? FN(next_row_)(v, vs, outer, n, inner, o, k, 2, pipe) : NULL,
-                pf, w, LSM_CHUNK, carry ? &cy : NULL);
+                FN(next_row_)(x, xs, outer, n, inner, o, k, v ? 2 : 1),
+                v ? FN(next_row_)(v, vs, outer, n, inner, o, k, 2) : NULL, pf,
+                w, LSM_CHUNK, carry ? &cy : NULL);
             cur[i] = (FN(pending_)){
                 special ? NULL : xr, vr, yr, dyr, st.m, 0, 0, nt};
             if (special) {

@@ -67,9 +67,18 @@ typedef struct {
  * (row_stats_, logsumexp of float64 at AVX-512, lse_rows_range_): next is
  * the row to take it from (NULL: none); have, whether m holds it. A/B (1
  * thread, Zen 4, cold, avx512, huge pages, 3 runs): rows of 256 to 2048
- * 0.79-0.96x the time, rows of 32000 unchanged. */
+ * 0.79-0.96x the time, rows of 32000 unchanged. next2 (NULL: none): the row
+ * after next, whose first chunk that last chunk also hints (logsumexp), so
+ * that the max it takes from next is read from the cache: the max alone,
+ * read at the pace of the exps, left the row waiting on memory. A/B (1
+ * thread, Intel Xeon family 6 model 207, cold, 16 bytes past a line,
+ * avx512) against none: float32 (4096, 1024) 0.61-0.66x the time (hot
+ * 0.59x, 2 threads 0.65x), (8192, 512) 0.64x, (5000, 700) 0.66x, (2048,
+ * 2048) 0.75x (2 threads 0.89x); float64 (8192, 512) 0.60x (2 threads
+ * 0.74x), (16384, 256) 0.68x, (1024, 4096) 0.93x; rows of 16000 and more
+ * 0.96-1.01x. */
 typedef struct {
-    const T *next;
+    const T *next, *next2;
     T m;
     int have;
 } FN(carry_);
@@ -1165,8 +1174,9 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             const ptrdiff_t nn = n - i0 - len < chunk ? n - i0 - len : chunk;
             if (nn == 0 && cy && cy->next) { /* the next row's first chunk */
                 const ptrdiff_t cn = n < chunk ? n : chunk;
-                cy->m = FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, cy->next,
-                                              cn, NULL, NULL, 0);
+                cy->m =
+                    FN(chunk_sumexp_max_)(xc, vc, len, st->m, st, cy->next, cn,
+                                          cy->next2, NULL, cy->next2 ? cn : 0);
                 cy->have = 1;
                 continue;
             }
@@ -1188,7 +1198,8 @@ static int FN(row_stats_)(const T *x, ptrdiff_t sx, const T *w, ptrdiff_t sw,
             if (nn == 0 && cy && cy->next) { /* the next row's first chunk */
                 const ptrdiff_t cn = n < chunk ? n : chunk;
                 cy->m = FN(chunk_sumexp_maxp_)(xc, vc, len, st->m, below, st,
-                                               cy->next, cn, NULL, 0);
+                                               cy->next, cn, cy->next2,
+                                               cy->next2 ? cn : 0);
                 cy->have = 1;
                 continue;
             }
@@ -3031,7 +3042,7 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
     T bx[LSM_CHUNK];
     const ptrdiff_t G = LSM_GROUP;
     const int pair = FN(mid_rows_)(n, inner, xs);
-    FN(carry_) cy = {NULL, 0, 0};
+    FN(carry_) cy = {NULL, NULL, 0, 0};
     for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {
         const ptrdiff_t cnt = hi - g0 < G ? hi - g0 : G;
         double c[LSM_GROUP], rest[LSM_GROUP], m[LSM_GROUP], v[LSM_GROUP];
@@ -3064,6 +3075,10 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
             cy.next = r1 < hi && xs[1] == 1
                           ? x + r1 / inner * xs[0] + r1 % inner * xs[2]
                           : NULL;
+            cy.next2 =
+                r1 + 1 < hi && xs[1] == 1
+                    ? x + (r1 + 1) / inner * xs[0] + (r1 + 1) % inner * xs[2]
+                    : NULL;
             special[i] = FN(row_stats_any_)(
                 x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, 1), NULL, 0, NULL,
@@ -3782,7 +3797,7 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
      * 1.0-1.016x and do without it, as do the JVP and rows of several
      * chunks (the carry given to every unpipelined row: log_softmax of
      * (2048, 2048) 1.06-1.09x, the JVP of (4096, 1024) 1.10-1.12x). */
-    FN(carry_) cy = {NULL, 0, 0};
+    FN(carry_) cy = {NULL, NULL, 0, 0};
     const int carry =
         !pipe && op == 1 && sizeof(T) == 4 && xs[1] == 1 && n <= LSM_CHUNK;
     for (ptrdiff_t g0 = lo; g0 < hi; g0 += G) {

@@ -3478,9 +3478,21 @@ static void FN(row_softmax_)(const T *x, ptrdiff_t sx, ptrdiff_t n, T *y,
              * avx512 (0.8-0.83x from 8192 on), 0.89-0.98x at avx2; float64
              * 0.94-1.0x and 0.84-0.89x; float32 rows of 1M 0.84x. Shorter
              * rows gained nothing; float64 rows of 2M (16 MB) took
-             * 1.05-1.06x and keep L1 (0.96x against L2). */
-            const int l2 = n * (ptrdiff_t)sizeof(T) >= 16384 &&
-                           n * (ptrdiff_t)sizeof(T) < ((ptrdiff_t)1 << 24);
+             * 1.05-1.06x and keep L1 (0.96x against L2). float32 rows a
+             * multiple of 4 KB apart (nx - x, whose lines fall in the same
+             * L1 sets as this row's) take L2 from 4 KB on: A/B (1 thread,
+             * Intel Xeon family 6 model 207, cold, 16 bytes past a line,
+             * avx512) (4096, 1024) 0.89x the time (hot 0.93x, 2 threads
+             * 0.92x; with y 1-2 KB off x's sets as well 0.88-0.90x), (2048,
+             * 2048) 0.93x, (1365, 3072) 0.95x; rows of 4800-10000 bytes
+             * at other strides 0.99-1.03x, and keep L1. */
+            const ptrdiff_t gap =
+                nx ? (nx - x) * (ptrdiff_t)sizeof(T) : (ptrdiff_t)0;
+            const int l2 =
+                (n * (ptrdiff_t)sizeof(T) >= 16384 ||
+                 (sizeof(T) == 4 && n * (ptrdiff_t)sizeof(T) >= 4096 &&
+                  gap != 0 && gap % 4096 == 0)) &&
+                n * (ptrdiff_t)sizeof(T) < ((ptrdiff_t)1 << 24);
             /* the max's terms (exactly 1 each) are counted apart from the
              * others, so that terms below ulp(1) still reach the sum */
             for (ptrdiff_t j0 = 0; j0 < len; j0 += LSM_SUB) {

@@ -815,6 +815,8 @@ static inline void lsm_nt_fence_(void) {}
  * pipelined: streamed, rows of 8 KB to 256 KB took 1.02-1.07x. The JVP
  * (four streams, two written) pipelined and streamed took twice the time
  * (float64, rows of 4 KB to 256 KB), and is streamed unpipelined. */
+/* (LSM_HAVE_VSUM_f32 and LSM_HAVE_VEXP_f64 are only defined here at
+ * AVX-512, and so read as 0 below it) */
 #ifndef LSM_PIPE_LS_f32
 #if LSM_HAVE_VSUM_f32
 #define LSM_PIPE_LS_f32 (LSM_FUSE_MIN32 - 1)

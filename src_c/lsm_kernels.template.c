@@ -2241,21 +2241,55 @@ FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n, const T *restrict x,
     if (op == 2) {
         FN(transpose_)(R, n, v, vt, 0);
     }
-    for (ptrdiff_t r = 0; r < R; r++) {
-        m[r] = -T_INF;
-    }
-    for (ptrdiff_t j = 0; j < n; j++) {
-        const T *restrict xj = xt + j * R;
-#pragma omp simd
-        for (ptrdiff_t r = 0; r < R; r++) {
-            m[r] = xj[r] > m[r] ? xj[r] : m[r];
+#if HAVE_VSUM
+    /* logsumexp: a vector of rows at a time, its max, count and sum kept in
+     * registers across the n columns (rather than a column at a time for
+     * every row, through m, c and rest in memory). A/B (1 thread, avx512,
+     * cold): float32 rows of 8 0.90x the time, 4 0.91x, 7 0.90x, 16 0.89x,
+     * 32 0.96x; float64 rows of 8 and 32 1.0x. Same bits. */
+    if (op == 3) {
+        enum { LV = 64 / (int)sizeof(T) };
+        const ptrdiff_t steps = (R + LV - 1) / LV;
+        const ptrdiff_t ps = (pfn + steps - 1) / steps;
+        const V one = VF(set1)(1.0);
+        for (ptrdiff_t r = 0, q = 0; r < R; r += LV, q++) {
+            FN(prefetch_part_)(pf, pfn, q * ps, (q + 1) * ps, 1);
+            const unsigned k = VF(lanes)(R - r);
+            V mx = VF(set1)(-INFINITY);
+            for (ptrdiff_t j = 0; j < n; j++) {
+                mx = VF(max)(VF(maskz_loadu)(k, xt + j * R + r), mx);
+            }
+            V cv = VF(zero)(), rv = VF(zero)();
+            for (ptrdiff_t j = 0; j < n; j++) {
+                const V xv = VF(maskz_loadu)(k, xt + j * R + r);
+                const V t = VF(expsum)(VF(sub)(xv, mx));
+                const unsigned at = (unsigned)VF(eq)(xv, mx);
+                cv = VF(mask_add)(cv, at, one);
+                rv = VF(mask_add)(rv, ~at, t);
+            }
+            VF(mask_storeu)(m + r, k, mx);
+            VF(mask_storeu)(c + r, k, cv);
+            VF(mask_storeu)(rest + r, k, rv);
         }
+    } else
+#endif
+    {
+        for (ptrdiff_t r = 0; r < R; r++) {
+            m[r] = -T_INF;
+        }
+        for (ptrdiff_t j = 0; j < n; j++) {
+            const T *restrict xj = xt + j * R;
+#pragma omp simd
+            for (ptrdiff_t r = 0; r < R; r++) {
+                m[r] = xj[r] > m[r] ? xj[r] : m[r];
+            }
+        }
+        FN(short_sums_all_)(op, R, n, xt, vt, yt, m, c, rest, tv, pf, pv, pfn);
     }
     int any_special = 0;
     for (ptrdiff_t r = 0; r < R; r++) {
         any_special |= !(m[r] > -T_INF && m[r] < T_INF);
     }
-    FN(short_sums_all_)(op, R, n, xt, vt, yt, m, c, rest, tv, pf, pv, pfn);
     if (op == 0) {
         for (ptrdiff_t r = 0; r < R; r++) {
             l[r] = (T)(1.0 / ((double)c[r] + (double)rest[r]));

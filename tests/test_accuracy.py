@@ -21,7 +21,8 @@ x - m (one rounding, <= eps/2 * |x - m|), one exp per element (measured
 here: <= 1.31 ulp float64, <= 1.01 ulp float32; the float32 terms of the
 sums take a degree-5 exp, <= 2.5 ulp, tests/c), the sums with the max's
 terms counted apart (c, rest) in T within chunks and in double across them,
-log(c + rest) in double, then one or two roundings to T (lse = m + lm;
+log(c + rest) in double (short float32 rows: in float, e ln2_hi + (e ln2_lo
++ log f) rounded once), then one or two roundings to T (lse = m + lm;
 y = (x - m) - (T)lm; p = exp(x - m) / (T)d). First-order analysis: 0.5 (x - m)
 + 0.5 (lm) + 0.5 (final rounding), plus ~1.3 (exp) + 0.5 (division) for
 softmax, plus the summation error: ~1.5-3 eps*scale. Measured over the

@@ -628,9 +628,8 @@ static LSM_ALWAYS_INLINE void lsm_row8_expsum_f64(const __m512d *d,
  * max, 0 <= rest finite the sum of the other terms), as the template's
  * log_sum_: lsm_log_f64_n's steps (getmant and getexp give its f and e
  * exactly), and the sum's rounding error (TwoSum) added as err / (c +
- * rest). f32: the shorter series. */
-static LSM_ALWAYS_INLINE __m512d lsm_vlog_sum_f64_(__m512d c, __m512d rest,
-                                                   int f32) {
+ * rest). */
+static LSM_ALWAYS_INLINE __m512d lsm_vlog_sum_f64_(__m512d c, __m512d rest) {
     const __m512d one = _mm512_set1_pd(1.0);
     const __m512d d = _mm512_add_pd(c, rest);
     const __m512d bp = _mm512_sub_pd(d, c);
@@ -648,9 +647,8 @@ static LSM_ALWAYS_INLINE __m512d lsm_vlog_sum_f64_(__m512d c, __m512d rest,
     static const double inv[] = {1.0 / 23, 1.0 / 21, 1.0 / 19, 1.0 / 17,
                                  1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9,
                                  1.0 / 7,  1.0 / 5,  1.0 / 3};
-    const int j0 = f32 ? 5 : 0;
-    __m512d q = _mm512_set1_pd(inv[j0]);
-    for (int j = j0 + 1; j < 11; j++) {
+    __m512d q = _mm512_set1_pd(inv[0]);
+    for (int j = 1; j < 11; j++) {
         q = _mm512_fmadd_pd(q, w, _mm512_set1_pd(inv[j]));
     }
     const __m512d z2 = _mm512_add_pd(z, z);
@@ -660,33 +658,58 @@ static LSM_ALWAYS_INLINE __m512d lsm_vlog_sum_f64_(__m512d c, __m512d rest,
         _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c7673p-45), lf));
     return _mm512_add_pd(y, _mm512_div_pd(err, d));
 }
+/* log(c + rest) for 16 regular float32 rows, as lsm_log_hi_f32 +
+ * lsm_log_lo_f32 (getmant and getexp give f and e exactly), rounded once */
+static LSM_ALWAYS_INLINE __m512 lsm_vlog_sum_f32_(__m512 c, __m512 rest) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 d = _mm512_add_ps(c, rest);
+    const __m512 bp = _mm512_sub_ps(d, c);
+    const __m512 err = _mm512_add_ps(_mm512_sub_ps(c, _mm512_sub_ps(d, bp)),
+                                     _mm512_sub_ps(rest, bp));
+    __m512 f = _mm512_getmant_ps(d, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+    __m512 e = _mm512_getexp_ps(d);
+    const __mmask16 big =
+        _mm512_cmp_ps_mask(f, _mm512_set1_ps(0x1.6a09e6p+0f), _CMP_GT_OQ);
+    f = _mm512_mask_mul_ps(f, big, f, _mm512_set1_ps(0.5f));
+    e = _mm512_mask_add_ps(e, big, e, one);
+    const __m512 z =
+        _mm512_div_ps(_mm512_sub_ps(f, one), _mm512_add_ps(f, one));
+    const __m512 w = _mm512_mul_ps(z, z);
+    __m512 q = _mm512_set1_ps(1.0f / 9);
+    q = _mm512_fmadd_ps(q, w, _mm512_set1_ps(1.0f / 7));
+    q = _mm512_fmadd_ps(q, w, _mm512_set1_ps(1.0f / 5));
+    q = _mm512_fmadd_ps(q, w, _mm512_set1_ps(1.0f / 3));
+    const __m512 z2 = _mm512_add_ps(z, z);
+    const __m512 lf = _mm512_fmadd_ps(z2, _mm512_mul_ps(w, q), z2);
+    const __m512 lo =
+        _mm512_add_ps(_mm512_fmadd_ps(e, _mm512_set1_ps(0x1.7f7d1cp-20f), lf),
+                      _mm512_div_ps(err, d));
+    return _mm512_fmadd_ps(e, _mm512_set1_ps(0x1.62e4p-1f), lo);
+}
 /* the lower (k = 0) or upper 8 lanes of a, to float64 */
 static LSM_ALWAYS_INLINE __m512d lsm_half_pd_(__m512 a, int k) {
     return _mm512_cvtps_pd(k ? _mm512_extractf32x8_ps(a, 1)
                              : _mm512_castps512_ps256(a));
 }
-/* For 16 rows (half: 8), one to a lane: l = log(c + rest) (as
- * lsm_vlog_sum_f64_) and, when jvp, q = tv / (c + rest), computed in
- * float64 and rounded (lsm_row8_log_f64: 8 rows, in float64) */
+/* For 16 rows (half: 8), one to a lane: l = log(c + rest) in float
+ * (lsm_vlog_sum_f32_; in float64 it took log_softmax of rows of 8 1.27x the
+ * time) and, when jvp, q = tv / (c + rest), computed in float64 and rounded
+ * (lsm_row8_log_f64: 8 rows, in float64) */
 static LSM_ALWAYS_INLINE void lsm_row8_log_f32(__m512 c, __m512 rest, __m512 tv,
                                                int jvp, int half, __m512 *l,
                                                __m512 *q) {
-    __m256 lh[2], qh[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int k = 0; k < 2; k++) {
-        if (k && half) { /* the upper lanes are not read */
-            lh[1] = lh[0];
-            qh[1] = qh[0];
-            break;
-        }
-        const __m512d ck = lsm_half_pd_(c, k), rk = lsm_half_pd_(rest, k);
-        lh[k] = _mm512_cvtpd_ps(lsm_vlog_sum_f64_(ck, rk, 1));
-        if (jvp) {
+    *l = lsm_vlog_sum_f32_(c, rest);
+    if (jvp) {
+        __m256 qh[2];
+        for (int k = 0; k < 2; k++) {
+            if (k && half) { /* the upper lanes are not read */
+                qh[1] = qh[0];
+                break;
+            }
+            const __m512d ck = lsm_half_pd_(c, k), rk = lsm_half_pd_(rest, k);
             qh[k] = _mm512_cvtpd_ps(
                 _mm512_div_pd(lsm_half_pd_(tv, k), _mm512_add_pd(ck, rk)));
         }
-    }
-    *l = _mm512_insertf32x8(_mm512_castps256_ps512(lh[0]), lh[1], 1);
-    if (jvp) {
         *q = _mm512_insertf32x8(_mm512_castps256_ps512(qh[0]), qh[1], 1);
     }
 }
@@ -694,7 +717,7 @@ static LSM_ALWAYS_INLINE void lsm_row8_log_f64(__m512d c, __m512d rest,
                                                __m512d tv, int jvp, int half,
                                                __m512d *l, __m512d *q) {
     (void)half;
-    *l = lsm_vlog_sum_f64_(c, rest, 0);
+    *l = lsm_vlog_sum_f64_(c, rest);
     if (jvp) {
         *q = _mm512_div_pd(tv, _mm512_add_pd(c, rest));
     }

@@ -2165,15 +2165,17 @@ static void FN(short_sums_all_)(int op, ptrdiff_t R, ptrdiff_t n,
 }
 
 #if LSM_HAVE_TILES
-/* transpose_ in K x K tiles (TILE_BIG or TILE_SMALL: K divides n), the
- * rows past the last whole tile one element at a time */
+/* transpose_ in K x K tiles (TILE_BIG or TILE_SMALL) as far as they go:
+ * the rows past the last whole tile one element at a time, the columns
+ * past the last whole tile (n % K of them) one column at a time */
 static LSM_ALWAYS_INLINE void FN(transpose_tiles_)(ptrdiff_t R, ptrdiff_t n,
                                                    const T *restrict a,
                                                    T *restrict b, int back,
                                                    int K) {
+    const ptrdiff_t nk = n - n % K;
     ptrdiff_t r = 0;
     for (; r + K <= R; r += K) {
-        for (ptrdiff_t j = 0; j < n; j += K) {
+        for (ptrdiff_t j = 0; j < nk; j += K) {
             const T *src = back ? a + j * R + r : a + r * n + j;
             T *dst = back ? b + r * n + j : b + j * R + r;
             const ptrdiff_t ss = back ? R : n, ds = back ? n : R;
@@ -2185,11 +2187,21 @@ static LSM_ALWAYS_INLINE void FN(transpose_tiles_)(ptrdiff_t R, ptrdiff_t n,
         }
     }
     for (; r < R; r++) {
-        for (ptrdiff_t j = 0; j < n; j++) {
+        for (ptrdiff_t j = 0; j < nk; j++) {
             if (back) {
                 b[r * n + j] = a[j * R + r];
             } else {
                 b[j * R + r] = a[r * n + j];
+            }
+        }
+    }
+    for (ptrdiff_t j = nk; j < n; j++) {
+#pragma omp simd
+        for (ptrdiff_t q = 0; q < R; q++) {
+            if (back) {
+                b[q * n + j] = a[j * R + q];
+            } else {
+                b[j * R + q] = a[q * n + j];
             }
         }
     }
@@ -2209,8 +2221,24 @@ static void FN(transpose_)(ptrdiff_t R, ptrdiff_t n, const T *restrict a,
         return;
     }
     /* (float32 rows of 4 with AVX: GCC's loop does as well as 4 x 4 tiles,
-     * which took softmax 1.16-1.23x the time) */
-    if (n % TILE_SMALL_K == 0 && !(TILE_BIG_K == 8 && n == 4)) {
+     * which took softmax 1.16-1.23x the time; float64 rows of 6 and 10 at
+     * AVX-512 take 4 x 4 tiles and 2 columns apart: softmax 0.93-0.95x the
+     * time of 2 x 2 tiles, A/B 1 thread, cold; float32 rows of 12 and 20
+     * kept 4 x 4 tiles: 8 x 8 and 4 columns apart took 1.02-1.04x) */
+    if (n % TILE_SMALL_K == 0 && !(TILE_BIG_K == 8 && n == 4) &&
+        !(sizeof(T) == 8 && n > TILE_BIG_K)) {
+        FN(transpose_tiles_)(R, n, a, b, back, TILE_SMALL_K);
+        return;
+    }
+    /* other n: whole tiles and the n % K columns past them one at a time,
+     * not every column by GCC's gathers: A/B (1 thread, avx512, cold)
+     * float32 rows of 10 0.73-0.79x the time, 7 0.84-0.88x, 13 0.78-0.86x,
+     * all ops */
+    if (n > TILE_BIG_K) {
+        FN(transpose_tiles_)(R, n, a, b, back, TILE_BIG_K);
+        return;
+    }
+    if (n > TILE_SMALL_K && TILE_SMALL_K < TILE_BIG_K) {
         FN(transpose_tiles_)(R, n, a, b, back, TILE_SMALL_K);
         return;
     }

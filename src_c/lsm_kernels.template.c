@@ -2279,8 +2279,8 @@ FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n, const T *restrict x,
         const ptrdiff_t steps = (R + LV - 1) / LV;
         const ptrdiff_t ps = (pfn + steps - 1) / steps;
         const V one = VF(set1)(1.0);
-        for (ptrdiff_t r = 0, q = 0; r < R; r += LV, q++) {
-            FN(prefetch_part_)(pf, pfn, q * ps, (q + 1) * ps, 1);
+        for (ptrdiff_t r = 0, g = 0; r < R; r += LV, g++) {
+            FN(prefetch_part_)(pf, pfn, g * ps, (g + 1) * ps, 1);
             const unsigned k = VF(lanes)(R - r);
             V mx = VF(set1)(-INFINITY);
             for (ptrdiff_t j = 0; j < n; j++) {

@@ -2269,12 +2269,15 @@ FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n, const T *restrict x,
         FN(transpose_)(R, n, v, vt, 0);
     }
 #if HAVE_VSUM
-    /* logsumexp: a vector of rows at a time, its max, count and sum kept in
-     * registers across the n columns (rather than a column at a time for
-     * every row, through m, c and rest in memory). A/B (1 thread, avx512,
-     * cold): float32 rows of 8 0.90x the time, 4 0.91x, 7 0.90x, 16 0.89x,
-     * 32 0.96x; float64 rows of 8 and 32 1.0x. Same bits. */
-    if (op == 3) {
+    /* logsumexp and log_softmax: a vector of rows at a time, its max, count
+     * and sum kept in registers across the n columns (rather than a column
+     * at a time for every row, through m, c and rest in memory). A/B (1
+     * thread, avx512, cold): logsumexp float32 rows of 8 0.90x the time, 4
+     * 0.91x, 7 0.90x, 16 0.89x, 32 0.96x; log_softmax float32 rows of 5,
+     * 7, 10 and 12 0.87-0.95x, 32 1.0x; float64 rows of 7-32 0.98-1.04x.
+     * Same bits. (The JVP, with its sum of t v kept too, gained nothing:
+     * 1.0-1.03x.) */
+    if (op == 3 || op == 1) {
         enum { LV = 64 / (int)sizeof(T) };
         const ptrdiff_t steps = (R + LV - 1) / LV;
         const ptrdiff_t ps = (pfn + steps - 1) / steps;

@@ -289,37 +289,26 @@ LSM_INLINE double lsm_log_f64(double d) { return lsm_log_f64_n(d, 0); }
 
 /*
  * log(c + rest) in float, for float32 rows (c >= 1 the count of entries at
- * the max, an integer below 2^24; rest >= 0 the sum of the other terms), as
- * hi + lo, which the caller rounds once to float: d = c + rest =
- * 2^e f, f in [sqrt(1/2), sqrt(2)); hi = e ln2_hi (exact for |e| < 128, from
- * lsm_log_hi_f32), lo = e ln2_lo + log f (lsm_log_f64_n's series in float,
- * to w^4/9: truncation below 0.0295^5 / 11 < 2^-28) plus the rounding
- * error of c + rest (TwoSum) as err / d, so that log(1 + 2^-30) is 2^-30,
- * not 0. |lo| < 0.36 carries the roundings (of z, about an ulp of lo), so
- * hi + lo rounded once is about as close as the float64 log rounded to
- * float, at half its vectors. +inf and nan: hi is d, lo 0.
+ * the max, an integer below 2^24; rest >= 0 the sum of the other terms):
+ * d = c + rest = 2^e f, f in [sqrt(1/2), sqrt(2)); e ln2_hi (exact for |e|
+ * < 128) + lo, rounded once, with lo = e ln2_lo + log f (lsm_log_f64_n's
+ * series in float, to w^4/9: truncation below 0.0295^5 / 11 < 2^-28) plus
+ * the rounding error of c + rest (TwoSum) as err / d, so that log(1 +
+ * 2^-30) is 2^-30, not 0. |lo| < 0.36 carries the roundings (of z, about an
+ * ulp of lo), so the result is about as close as the float64 log rounded
+ * to float, at half its vectors. +inf and nan are returned as they are.
  */
-LSM_INLINE float lsm_log_e_f32_(float d) {
-    uint32_t bits = lsm_bits_from_f32(d);
-    float f = lsm_f32_from_bits((bits & 0x007fffffu) | 0x3f800000u);
-    /* biased exponent as a float, exactly */
-    float eb = lsm_f32_from_bits(0x4b000000u | (bits >> 23)) - 0x1p23f;
-    return eb - 127.0f + (f > 0x1.6a09e6p+0f ? 1.0f : 0.0f);
-}
-
-LSM_INLINE float lsm_log_hi_f32(float c, float rest) {
-    float d = c + rest;
-    int bad = d != d || d == (float)INFINITY;
-    return bad ? d : lsm_log_e_f32_(d) * 0x1.62e4p-1f;
-}
-
-LSM_INLINE float lsm_log_lo_f32(float c, float rest) {
+LSM_INLINE float lsm_log_sum_f32(float c, float rest) {
     float d = c + rest;
     float bp = d - c;
     float err = (c - (d - bp)) + (rest - bp);
     uint32_t bits = lsm_bits_from_f32(d);
     float f = lsm_f32_from_bits((bits & 0x007fffffu) | 0x3f800000u);
-    f = f > 0x1.6a09e6p+0f ? 0.5f * f : f;
+    /* biased exponent as a float, exactly */
+    float eb = lsm_f32_from_bits(0x4b000000u | (bits >> 23)) - 0x1p23f;
+    int big = f > 0x1.6a09e6p+0f;
+    f = big ? 0.5f * f : f;
+    float e = eb - 127.0f + (big ? 1.0f : 0.0f);
     float z = (f - 1.0f) / (f + 1.0f);
     float w = z * z;
     float q = 1.0f / 9;
@@ -327,8 +316,8 @@ LSM_INLINE float lsm_log_lo_f32(float c, float rest) {
     q = q * w + 1.0f / 5;
     q = q * w + 1.0f / 3;
     float lf = 2.0f * z + 2.0f * z * (w * q);
-    int bad = d != d || d == (float)INFINITY;
-    return bad ? 0.0f : (lsm_log_e_f32_(d) * 0x1.7f7d1cp-20f + lf) + err / d;
+    float lo = (e * 0x1.7f7d1cp-20f + lf) + err / d;
+    return (d != d || d == (float)INFINITY) ? d : e * 0x1.62e4p-1f + lo;
 }
 
 #endif /* LSM_EXP_H */

@@ -658,8 +658,8 @@ static LSM_ALWAYS_INLINE __m512d lsm_vlog_sum_f64_(__m512d c, __m512d rest) {
         _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c7673p-45), lf));
     return _mm512_add_pd(y, _mm512_div_pd(err, d));
 }
-/* log(c + rest) for 16 regular float32 rows, as lsm_log_hi_f32 +
- * lsm_log_lo_f32 (getmant and getexp give f and e exactly), rounded once */
+/* log(c + rest) for 16 regular float32 rows, as lsm_log_sum_f32 (getmant
+ * and getexp give its f and e exactly) */
 static LSM_ALWAYS_INLINE __m512 lsm_vlog_sum_f32_(__m512 c, __m512 rest) {
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512 d = _mm512_add_ps(c, rest);

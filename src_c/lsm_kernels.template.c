@@ -82,6 +82,13 @@ typedef struct {
     T m;
     int have;
 } FN(carry_);
+/* Row r of the rows at x (outer x inner, strides xs) if r < hi, else NULL:
+ * a carry_'s next and next2 */
+static inline const T *FN(carry_row_)(const T *x, const ptrdiff_t xs[3],
+                                      ptrdiff_t inner, ptrdiff_t r,
+                                      ptrdiff_t hi) {
+    return r < hi ? x + r / inner * xs[0] + r % inner * xs[2] : NULL;
+}
 /* Elements per chunk of logsumexp's row statistics (row_stats_): 4 KB in
  * both dtypes, where the other ops take LSM_CHUNK (8 KB of float64). A/B
  * (1 thread, Zen 4, cold, 8M elements), float64 against LSM_CHUNK:
@@ -2338,8 +2345,7 @@ FN(short_block_)(int op, ptrdiff_t R, ptrdiff_t n, const T *restrict x,
         if (sizeof(T) == 4) {
 #pragma omp simd
             for (ptrdiff_t r = 0; r < R; r++) {
-                l[r] = (T)(lsm_log_hi_f32((float)c[r], (float)rest[r]) +
-                           lsm_log_lo_f32((float)c[r], (float)rest[r]));
+                l[r] = (T)lsm_log_sum_f32((float)c[r], (float)rest[r]);
             }
         } else {
 #pragma omp simd
@@ -3144,13 +3150,9 @@ static void FN(lse_rows_range_)(ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t outer,
             }
             /* the next row of the range, to carry its first chunk's max */
             const ptrdiff_t r1 = g0 + i + 1;
-            cy.next = r1 < hi && xs[1] == 1
-                          ? x + r1 / inner * xs[0] + r1 % inner * xs[2]
-                          : NULL;
+            cy.next = xs[1] == 1 ? FN(carry_row_)(x, xs, inner, r1, hi) : NULL;
             cy.next2 =
-                r1 + 1 < hi && xs[1] == 1
-                    ? x + (r1 + 1) / inner * xs[0] + (r1 + 1) % inner * xs[2]
-                    : NULL;
+                xs[1] == 1 ? FN(carry_row_)(x, xs, inner, r1 + 1, hi) : NULL;
             special[i] = FN(row_stats_any_)(
                 x + o * xs[0] + k * xs[2], xs[1], NULL, 0, n, &st, bx, NULL,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, 1), NULL, 0, NULL,
@@ -3897,9 +3899,7 @@ static void FN(rowwise_range_)(int op, ptrdiff_t lo, ptrdiff_t hi,
             const FN(pending_) *w = i < npend && pend[i].x ? &pend[i] : NULL;
             STATS st;
             const ptrdiff_t r1 = g0 + i + 1;
-            cy.next = carry && r1 < hi
-                          ? x + r1 / inner * xs[0] + r1 % inner * xs[2]
-                          : NULL;
+            cy.next = carry ? FN(carry_row_)(x, xs, inner, r1, hi) : NULL;
             const int special = FN(row_stats_any_)(
                 xr, xs[1], vr, vr ? vs[1] : 0, n, &st, bx, bv,
                 FN(next_row_)(x, xs, outer, n, inner, o, k, v ? 2 : 1),
